@@ -1,0 +1,40 @@
+//! The `tinymoe` command line: parse arguments (clap), run, print. The only module that
+//! prints; errors come back as `anyhow` chains and `main` prints them once.
+
+mod bench;
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// tinymoe: a from-scratch deep-learning engine for transformers and Mixture-of-Experts,
+/// with every forward and backward pass written by hand.
+#[derive(Debug, Parser)]
+#[command(name = "tinymoe", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The main job: train an MLP and a mixture of experts on built-in data (about a
+    /// minute on 2 cores) and write loss curves, decision and routing maps into --out.
+    Demo(train::DemoArgs),
+    /// Train a classifier (an MLP or a dense MoE of MLPs) from a preset, with any setting
+    /// overridden by a flag; writes metrics.csv, config.json and PNGs into --out.
+    Train(Box<train::TrainArgs>),
+    /// Time one training step of a BENCH.md workload; prints one JSON line (the schema of
+    /// ../shared/bench/compare and the PyTorch/NumPy references).
+    Bench(bench::BenchArgs),
+}
+
+/// Parses `std::env::args` and runs the command.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(a) => train::demo(a),
+        Command::Train(a) => train::train(*a),
+        Command::Bench(a) => bench::bench(a),
+    }
+}

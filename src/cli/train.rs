@@ -1,0 +1,416 @@
+//! `tinymoe train` and `tinymoe demo`: presets, flag overrides, the run, and its results
+//! folder (config.json, metrics.csv, loss_curve.png, regions.png, routing.png for an MoE).
+
+use crate::cli::progress;
+use crate::data::{self, Dataset};
+use crate::engine::init::{self, streams};
+use crate::engine::optim::{Kind, Schedule};
+use crate::error::Error;
+use crate::models::classifier::{self, Classifier};
+use crate::plot::line::{line_chart, Series};
+use crate::plot::regions::{region_map, RegionMap};
+use crate::train::{self, Config, History};
+use anyhow::Context;
+use clap::Args;
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Everything that defines a training run; saved as config.json beside its results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec {
+    pub preset: String,
+    /// "mlp" or "moe".
+    pub model: String,
+    pub hidden: Vec<usize>,
+    pub experts: usize,
+    pub gate_hidden: Vec<usize>,
+    pub dropout: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// "sgd", "adam" or "adamw".
+    pub optimizer: String,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    /// "constant" or "cosine" (linear warm-up, then cosine to 0).
+    pub schedule: String,
+    pub warmup_steps: usize,
+    pub clip: Option<f64>,
+    pub seed: u64,
+    /// A CSV file (features…, label); None = the built-in spirals.
+    pub data: Option<PathBuf>,
+    pub spiral_classes: usize,
+    pub spiral_points_per_class: usize,
+    pub val_fraction: f64,
+}
+
+/// The presets `--preset` accepts.
+pub const PRESETS: &[&str] = &["spirals-mlp", "spirals-moe"];
+
+/// A preset by name, or an error listing the known ones.
+pub fn preset(name: &str) -> Result<Spec, Error> {
+    let base = Spec {
+        preset: name.to_string(),
+        model: "mlp".into(),
+        hidden: vec![64, 64],
+        experts: 4,
+        gate_hidden: vec![32],
+        dropout: 0.0,
+        epochs: 60,
+        batch_size: 32,
+        lr: 3e-3,
+        optimizer: "adam".into(),
+        momentum: 0.9,
+        weight_decay: 0.0,
+        schedule: "cosine".into(),
+        warmup_steps: 50,
+        clip: Some(5.0),
+        seed: 42,
+        data: None,
+        spiral_classes: 3,
+        spiral_points_per_class: 400,
+        val_fraction: 0.2,
+    };
+    match name {
+        "spirals-mlp" => Ok(base),
+        "spirals-moe" => Ok(Spec { model: "moe".into(), hidden: vec![32, 32], ..base }),
+        _ => Err(Error::Unknown { what: "preset".into(), name: name.into(), expected: PRESETS.join(", ") }),
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Starting point for every setting (spirals-mlp, spirals-moe); flags override it.
+    #[arg(long, default_value = "spirals-mlp")]
+    pub preset: String,
+    /// Train on a CSV file instead: numeric feature columns, integer class label last.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// mlp or moe (a dense soft mixture of MLP experts).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Hidden layer widths, e.g. 64,64 (of the MLP, or of each expert).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Number of experts (moe).
+    #[arg(long)]
+    pub experts: Option<usize>,
+    /// Dropout probability after each hidden layer, in [0, 1).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (> 0).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// sgd, adam or adamw.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Decoupled (adamw) or L2 (adam) weight decay, ≥ 0.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// constant, or cosine (linear warm-up then cosine decay).
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Clip the global gradient norm to this (> 0).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Rayon threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Results folder.
+    #[arg(long, default_value = "results/train")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Results folder.
+    #[arg(long, default_value = "results/demo")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A few epochs only (seconds; used by the tests).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+fn apply_overrides(mut s: Spec, a: &TrainArgs) -> Spec {
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = &a.$field { s.$field = v.clone(); } )* };
+    }
+    set!(model, hidden, experts, dropout, epochs, batch_size, lr, optimizer, weight_decay, schedule, seed);
+    if a.clip.is_some() {
+        s.clip = a.clip;
+    }
+    if a.data.is_some() {
+        s.data = a.data.clone();
+    }
+    s
+}
+
+/// Turns a spec into the engine's training config, rejecting out-of-range values.
+fn to_config(s: &Spec, steps_per_epoch: usize) -> Result<Config, Error> {
+    let optimizer = match s.optimizer.as_str() {
+        "sgd" => Kind::Sgd { momentum: s.momentum },
+        "adam" => Kind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: s.weight_decay },
+        "adamw" => Kind::adamw(s.weight_decay),
+        other => {
+            return Err(Error::Unknown {
+                what: "optimizer".into(),
+                name: other.into(),
+                expected: "sgd, adam, adamw".into(),
+            })
+        }
+    };
+    let schedule = match s.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "cosine" => Schedule::WarmupCosine { warmup: s.warmup_steps, total: s.epochs * steps_per_epoch, min_lr: 0.0 },
+        other => {
+            return Err(Error::Unknown {
+                what: "schedule".into(),
+                name: other.into(),
+                expected: "constant, cosine".into(),
+            })
+        }
+    };
+    if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
+        return Err(Error::bad_value("weight_decay", s.weight_decay, "must be a finite number ≥ 0"));
+    }
+    let cfg = Config {
+        epochs: s.epochs,
+        batch_size: s.batch_size,
+        lr: s.lr,
+        schedule,
+        optimizer,
+        clip: s.clip,
+        seed: s.seed,
+        rules: vec![],
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn build_model(s: &Spec, d_in: usize, classes: usize) -> Result<Classifier<f32>, Error> {
+    if !(0.0..1.0).contains(&s.dropout) {
+        return Err(Error::bad_value("dropout", s.dropout, "must be in [0, 1)"));
+    }
+    if s.hidden.contains(&0) {
+        return Err(Error::bad_value("hidden", format!("{:?}", s.hidden), "every layer width must be ≥ 1"));
+    }
+    let mut rng = init::stream(s.seed, streams::INIT);
+    match s.model.as_str() {
+        "mlp" => Ok(classifier::init_mlp(d_in, &s.hidden, classes, s.dropout, &mut rng)),
+        "moe" => {
+            if s.experts == 0 {
+                return Err(Error::bad_value("experts", 0, "a mixture needs at least 1 expert"));
+            }
+            Ok(classifier::init_moe(d_in, &s.hidden, classes, &s.gate_hidden, s.experts, s.dropout, &mut rng))
+        }
+        other => Err(Error::Unknown { what: "model".into(), name: other.into(), expected: "mlp, moe".into() }),
+    }
+}
+
+/// Loads (or generates) the data and splits it into train/validation, seeded.
+fn load_data(s: &Spec) -> anyhow::Result<(Dataset, Dataset)> {
+    let all = match &s.data {
+        Some(path) => data::csv::load(path)?,
+        None => data::synthetic::spirals(s.spiral_points_per_class, s.spiral_classes, 1.25, 0.2, s.seed),
+    };
+    if !(s.val_fraction > 0.0 && s.val_fraction < 1.0) {
+        return Err(Error::bad_value("val_fraction", s.val_fraction, "must be in (0, 1)").into());
+    }
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.shuffle(&mut init::stream(s.seed, streams::DATA));
+    let n_val = ((all.len() as f64 * s.val_fraction).round() as usize).clamp(1, all.len().saturating_sub(1).max(1));
+    if all.len() < 2 {
+        return Err(Error::bad_value("rows", all.len(), "need at least 2 rows (train and validation)").into());
+    }
+    Ok((all.select(&order[n_val..]), all.select(&order[..n_val])))
+}
+
+/// What one run produced, for the summary line.
+pub struct Outcome {
+    pub history: History,
+    pub model: Classifier<f32>,
+    pub val: Dataset,
+    pub seconds: f64,
+}
+
+/// Trains one spec and writes its results folder.
+pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
+    let (train_set, val) = load_data(s)?;
+    let model_classes = train_set.classes.max(val.classes);
+    let mut model = build_model(s, train_set.x.ncols(), model_classes)?;
+    let cfg = to_config(s, train_set.len().div_ceil(s.batch_size.max(1)))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(s)?.as_bytes())?;
+
+    let bar = progress::bar(cfg.epochs * train_set.len().div_ceil(cfg.batch_size), label);
+    let started = std::time::Instant::now();
+    let history = train::fit(&mut model, &train_set, &val, &cfg, &mut |p| progress::update(&bar, p))
+        .with_context(|| format!("training {label}"))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+
+    write_metrics(&out.join("metrics.csv"), &history)?;
+    let steps: Vec<(f64, f64)> = history.step_losses.iter().enumerate().map(|(i, &l)| (i as f64 + 1.0, l)).collect();
+    let smooth = moving_average(&steps, 25);
+    let spe = train_set.len().div_ceil(cfg.batch_size) as f64;
+    let val_pts: Vec<(f64, f64)> = history.epochs.iter().map(|e| (e.epoch as f64 * spe, e.val_loss)).collect();
+    line_chart(
+        &out.join("loss_curve.png"),
+        &format!("{label}: cross-entropy while training"),
+        "step",
+        "loss",
+        &[
+            Series { name: "train (per batch)", points: &steps },
+            Series { name: "train (moving avg. 25)", points: &smooth },
+            Series { name: "validation (per epoch)", points: &val_pts },
+        ],
+    )?;
+    if train_set.x.ncols() == 2 {
+        draw_maps(&model, &val, out, label)?;
+    }
+    Ok(Outcome { history, model, val, seconds })
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a crash
+/// mid-write leaves the old file, never half of the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn write_metrics(path: &Path, h: &History) -> Result<(), Error> {
+    let mut csv = String::from("epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
+    for e in &h.epochs {
+        csv += &format!(
+            "{},{:.6},{:.4},{:.6},{:.4},{:.3}\n",
+            e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.seconds
+        );
+    }
+    write_atomic(path, csv.as_bytes())
+}
+
+fn moving_average(pts: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
+    pts.windows(w.min(pts.len()).max(1))
+        .map(|win| (win[win.len() - 1].0, win.iter().map(|p| p.1).sum::<f64>() / win.len() as f64))
+        .collect()
+}
+
+/// regions.png (predicted class over the plane) and, for an MoE, routing.png (top expert).
+fn draw_maps(model: &Classifier<f32>, val: &Dataset, out: &Path, label: &str) -> anyhow::Result<()> {
+    const N: usize = 160;
+    let (lo, hi) = (-1.2, 1.2);
+    let step = (hi - lo) / N as f64;
+    // Grid row i is y = lo + (i + ½)·step, column j is x = lo + (j + ½)·step.
+    let grid = Array2::from_shape_fn((N * N, 2), |(r, c)| {
+        let (i, j) = (r / N, r % N);
+        (lo + ((if c == 0 { j } else { i }) as f64 + 0.5) * step) as f32
+    });
+    let points: Vec<(f64, f64, usize)> =
+        val.x.rows().into_iter().zip(&val.y).map(|(r, &y)| (r[0] as f64, r[1] as f64, y)).collect();
+    let logits = classifier::logits(model, grid.view());
+    let classes = crate::moe::mixture::top_expert(logits.view());
+    let class_grid = Array2::from_shape_vec((N, N), classes).expect("N·N predictions");
+    let class_names: Vec<String> = (0..val.classes).map(|k| format!("class {k}")).collect();
+    region_map(
+        &out.join("regions.png"),
+        &RegionMap {
+            title: &format!("{label}: predicted class"),
+            grid: &class_grid,
+            x_range: (lo, hi),
+            y_range: (lo, hi),
+            region_names: &class_names,
+            points: &points,
+        },
+    )?;
+    if let Some(gates) = classifier::gates(model, grid.view()) {
+        let experts = crate::moe::mixture::top_expert(gates.view());
+        let expert_grid = Array2::from_shape_vec((N, N), experts).expect("N·N gate decisions");
+        let names: Vec<String> = (0..gates.ncols()).map(|e| format!("expert {e}")).collect();
+        region_map(
+            &out.join("routing.png"),
+            &RegionMap {
+                title: &format!("{label}: which expert the gate picks"),
+                grid: &expert_grid,
+                x_range: (lo, hi),
+                y_range: (lo, hi),
+                region_names: &names,
+                points: &points,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(Error::bad_value("threads", 0, "need at least 1 thread").into());
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")?;
+    }
+    Ok(())
+}
+
+pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let spec = apply_overrides(preset(&a.preset)?, &a);
+    let label = spec.data.as_ref().map_or(spec.preset.clone(), |p| p.display().to_string());
+    let outcome = run_spec(&spec, &a.out, &label)?;
+    print_summary(&label, &spec, &outcome, &a.out);
+    Ok(())
+}
+
+pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    println!("tinymoe demo: two classifiers on three interleaved spirals, every gradient by hand\n");
+    for name in ["spirals-mlp", "spirals-moe"] {
+        let mut spec = preset(name)?;
+        spec.seed = a.seed;
+        if a.quick {
+            spec.epochs = 3;
+            spec.spiral_points_per_class = 100;
+        }
+        let out = a.out.join(name);
+        let outcome = run_spec(&spec, &out, name)?;
+        print_summary(name, &spec, &outcome, &out);
+    }
+    println!("Open the PNGs above: regions.png shows what each model learned, routing.png how the gate split the plane among its experts.");
+    Ok(())
+}
+
+fn print_summary(label: &str, s: &Spec, o: &Outcome, out: &Path) {
+    let last = o.history.epochs.last();
+    let first = o.history.epochs.first();
+    println!("== {label} ({} model, {} epochs, seed {}, {:.1} s)", s.model, s.epochs, s.seed, o.seconds);
+    if let (Some(f), Some(l)) = (first, last) {
+        println!("   validation loss      {:.4} after epoch 1 → {:.4} after epoch {}", f.val_loss, l.val_loss, l.epoch);
+        println!("   validation accuracy  {:.1} % → {:.1} %", 100.0 * f.val_acc, 100.0 * l.val_acc);
+    }
+    if let Some(gates) = classifier::gates(&o.model, o.val.x.view()) {
+        let top = crate::moe::mixture::top_expert(gates.view());
+        let n = top.len().max(1) as f64;
+        let shares: Vec<String> = (0..gates.ncols())
+            .map(|e| format!("{:.0} %", 100.0 * top.iter().filter(|&&t| t == e).count() as f64 / n))
+            .collect();
+        println!("   top-expert share     {} (experts 0..{})", shares.join(" / "), gates.ncols() - 1);
+    }
+    let mut files = vec!["config.json", "metrics.csv", "loss_curve.png"];
+    if o.val.x.ncols() == 2 {
+        files.push("regions.png");
+        if s.model == "moe" {
+            files.push("routing.png");
+        }
+    }
+    println!("   wrote {}/{{{}}}\n", out.display(), files.join(", "));
+}

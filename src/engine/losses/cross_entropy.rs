@@ -1,0 +1,126 @@
+//! Cross-entropy over logits, with the fused softmax-CE gradient.
+//!
+//! For rows r with a real target tᵣ (rows whose target is the ignored id are padding):
+//! ```text
+//!   pᵣ = softmax(zᵣ)
+//!   L  = (1/N) Σ_r −log pᵣ[tᵣ] = (1/N) Σ_r (logsumexp(zᵣ) − zᵣ[tᵣ])      N = number of real rows
+//!   ∂L/∂zᵣ = (pᵣ − onehot(tᵣ)) / N,    and 0 for ignored rows
+//! ```
+//! The fused gradient skips the softmax Jacobian entirely: chaining log-softmax's backward
+//! (dx = dy − p·Σdy) with the NLL's dy = −onehot/N collapses to p − onehot, divided by N.
+//! [`forward_unfused`] computes the same loss the long way (log_softmax, then pick) as a
+//! readable reference; tests compare the two.
+//!
+//! Shapes: logits [n, classes], targets [n] (each < classes or the ignored id).
+//! A batch with no real targets has loss 0 and zero gradient, not NaN.
+
+use crate::engine::ops::softmax::{log_softmax, logsumexp};
+use crate::engine::Float;
+use ndarray::{Array2, ArrayView2, Axis, Zip};
+
+/// The softmax probabilities and the targets, from which the gradient is p − onehot.
+#[derive(Debug, Clone)]
+pub struct Cache<F> {
+    probs: Array2<F>,
+    targets: Vec<usize>,
+    ignore: Option<usize>,
+    n_real: usize,
+}
+
+impl<F: Float> Cache<F> {
+    /// softmax(logits) [n, classes], e.g. for accuracy or confidence plots.
+    pub fn probs(&self) -> &Array2<F> {
+        &self.probs
+    }
+    /// Number of rows that counted (targets ≠ the ignored id).
+    pub fn n_real(&self) -> usize {
+        self.n_real
+    }
+}
+
+fn is_real(t: usize, ignore: Option<usize>) -> bool {
+    Some(t) != ignore
+}
+
+/// Mean cross-entropy over the rows whose target is not `ignore`.
+pub fn forward<F: Float>(logits: ArrayView2<F>, targets: &[usize], ignore: Option<usize>) -> (F, Cache<F>) {
+    let (n, classes) = logits.dim();
+    assert_eq!(targets.len(), n, "cross_entropy: {n} rows of logits, {} targets", targets.len());
+    let mut probs = Array2::zeros((n, classes));
+    let mut total = F::zero();
+    let mut n_real = 0;
+    Zip::from(probs.rows_mut()).and(logits.rows()).and(targets).for_each(|mut p, z, &t| {
+        let lse = logsumexp(z);
+        Zip::from(&mut p).and(&z).for_each(|p, &z| *p = (z - lse).exp());
+        if is_real(t, ignore) {
+            assert!(t < classes, "cross_entropy: target {t} ≥ classes {classes}");
+            total += lse - z[t];
+            n_real += 1;
+        }
+    });
+    let loss = if n_real == 0 { F::zero() } else { total / F::lit(n_real as f64) };
+    (loss, Cache { probs, targets: targets.to_vec(), ignore, n_real })
+}
+
+/// ∂L/∂logits [n, classes] = (p − onehot(t)) / N on real rows, 0 on ignored rows.
+pub fn backward<F: Float>(c: &Cache<F>) -> Array2<F> {
+    let mut dlogits = c.probs.clone();
+    let scale = if c.n_real == 0 { F::zero() } else { F::one() / F::lit(c.n_real as f64) };
+    Zip::from(dlogits.rows_mut()).and(&c.targets).for_each(|mut d, &t| {
+        if is_real(t, c.ignore) {
+            d[t] -= F::one();
+            d.mapv_inplace(|v| v * scale);
+        } else {
+            d.fill(F::zero());
+        }
+    });
+    dlogits
+}
+
+/// The same loss the long way: log_softmax over each row, then −mean of the target entries.
+pub fn forward_unfused<F: Float>(logits: ArrayView2<F>, targets: &[usize], ignore: Option<usize>) -> F {
+    let logp = log_softmax(logits);
+    let mut total = F::zero();
+    let mut n_real = 0;
+    for (row, &t) in logp.axis_iter(Axis(0)).zip(targets) {
+        if is_real(t, ignore) {
+            total -= row[t];
+            n_real += 1;
+        }
+    }
+    if n_real == 0 {
+        F::zero()
+    } else {
+        total / F::lit(n_real as f64)
+    }
+}
+
+/// Share of real rows whose arg-max logit is the target.
+pub fn accuracy<F: Float>(logits: ArrayView2<F>, targets: &[usize], ignore: Option<usize>) -> f64 {
+    let mut hit = 0usize;
+    let mut n_real = 0usize;
+    for (row, &t) in logits.axis_iter(Axis(0)).zip(targets) {
+        if is_real(t, ignore) {
+            n_real += 1;
+            if argmax(row) == t {
+                hit += 1;
+            }
+        }
+    }
+    if n_real == 0 {
+        0.0
+    } else {
+        hit as f64 / n_real as f64
+    }
+}
+
+/// Index of the largest entry (the first, on ties).
+pub fn argmax<F: Float>(row: ndarray::ArrayView1<F>) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}

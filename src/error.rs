@@ -1,0 +1,40 @@
+//! The library's one error type. Every variant about a file names the file; every variant
+//! about a value names the value and the allowed range. Only the boundary (data, io, plot,
+//! train's checks, cli) returns errors: the engine trusts validated inputs.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A data file has a bad line.
+    #[error("{path}:{line}: {problem}")]
+    Malformed { path: PathBuf, line: usize, problem: String },
+    /// A setting is out of its allowed range.
+    #[error("{name} = {value}: {problem}")]
+    BadValue { name: String, value: String, problem: String },
+    /// A name (preset, workload, model) that does not exist.
+    #[error("unknown {what} {name:?} (expected one of: {expected})")]
+    Unknown { what: String, name: String, expected: String },
+    /// Training produced a NaN or infinite loss.
+    #[error("the loss became {value} at step {step}; training stopped (the model keeps its last good weights)")]
+    NonFiniteLoss { step: usize, value: f64 },
+    /// Drawing a picture failed.
+    #[error("{path}: could not draw the plot: {problem}")]
+    Plot { path: PathBuf, problem: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an io::Error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
+    /// A value out of range: `bad_value("lr", -1.0, "must be > 0")`.
+    pub fn bad_value(name: &str, value: impl std::fmt::Display, problem: &str) -> Error {
+        Error::BadValue { name: name.to_string(), value: value.to_string(), problem: problem.to_string() }
+    }
+}

@@ -1,0 +1,26 @@
+//! # tinymoe
+//!
+//! A from-scratch, NumPy-style deep-learning engine in pure Rust, written to be read: every
+//! forward and backward pass by hand (no autograd), f32 for training, f64 for gradient checks.
+//!
+//! Code map (see ARCHITECTURE.md):
+//! - [`engine`]: layers, losses, optimisers, init, the gradient checker. Pure maths.
+//! - [`moe`]: routing on top of the engine (today: the dense soft mixture).
+//! - [`models`]: layers and routing composed into models with a loss.
+//! - [`data`]: data sets as arrays (built-in synthetic tasks, CSV files).
+//! - [`train`]: the training loop.
+//! - [`plot`]: PNG pictures from plain numbers.
+//! - [`bench`]: the benchmark workloads of BENCH.md.
+//! - [`cli`]: the `tinymoe` program; the only place that prints.
+
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod models;
+pub mod moe;
+pub mod plot;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+//! Whole models: layers and routing composed into something that has a loss.
+//!
+//! Architecture invariant: models use `engine` and `moe`; they know nothing of data files,
+//! io, experiments or the CLI, and take plain arrays.
+
+pub mod classifier;
