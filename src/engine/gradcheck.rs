@@ -16,6 +16,12 @@
 //! ∂L/∂y = r: with `L = Σ y` the upstream gradient would be all ones, and a transposed or
 //! permuted gradient could still pass.
 //!
+//! Choosing eps: the numeric derivative has truncation error O(eps^2) and roundoff error
+//! about u·|L|/eps (u = 1.1e-16, f64's unit roundoff). Roundoff is *absolute*, so it is the
+//! tiny gradient coordinates (1e-6 of the loss scale) that fail a relative test first; a
+//! larger eps shrinks it. Whole-model checks use eps = 1e-4 ([`Options::default`]), where
+//! truncation is still ~1e-8 relative for these smooth or piecewise-linear layers.
+//!
 //! Two entry points:
 //! - [`numeric_grad`] + [`assert_close`] for one tensor (an input, one weight);
 //! - [`check_tensors`] for every tensor of a params struct at once, on sampled
@@ -123,7 +129,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { eps: 1e-5, max_coords: 64, seed: 0 }
+        Options { eps: 1e-4, max_coords: 64, seed: 0 }
     }
 }
 

@@ -48,7 +48,15 @@ pub fn backward<F: Float>(act: Activation, c: &Cache<F>, dy: ArrayView2<F>) -> A
 pub fn value<F: Float>(act: Activation, x: F) -> F {
     let half = F::lit(0.5);
     match act {
-        Activation::Relu => x.max(F::zero()),
+        // Not x.max(0): Rust's max returns the non-NaN operand, which would turn a NaN into 0
+        // and hide it. NaN propagates, as in PyTorch, so a broken input shows in the loss.
+        Activation::Relu => {
+            if x > F::zero() || x.is_nan() {
+                x
+            } else {
+                F::zero()
+            }
+        }
         Activation::GeluErf => half * x * (F::one() + (x * F::lit(std::f64::consts::FRAC_1_SQRT_2)).erf()),
         Activation::GeluTanh => {
             let u = F::lit(SQRT_2_OVER_PI) * (x + F::lit(GELU_C) * x * x * x);
