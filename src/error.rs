@@ -7,8 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// (The field is not named `source`: that would make thiserror chain it, and the
+    /// message would print the OS error twice.)
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     /// A data file has a bad line.
     #[error("{path}:{line}: {problem}")]
     Malformed { path: PathBuf, line: usize, problem: String },
@@ -30,8 +32,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an io::Error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Error {
+        Error::Io { path: path.into(), err }
     }
     /// A value out of range: `bad_value("lr", -1.0, "must be > 0")`.
     pub fn bad_value(name: &str, value: impl std::fmt::Display, problem: &str) -> Error {

@@ -260,7 +260,11 @@ fn gradcheck_reports_a_wrong_gradient() {
     let x: Array2<f64> = uniform((4, 3), &mut g);
     let r: Array2<f64> = uniform((4, 2), &mut g);
     let wrong_db: Array1<f64> = r.row(0).to_owned();
-    let num = numeric_grad(|b| (linear::forward(&linear::Params { w: p.w.clone(), b: b.clone() }, x.view()).0 * &r).sum(), &p.b, EPS);
+    let num = numeric_grad(
+        |b| (linear::forward(&linear::Params { w: p.w.clone(), b: b.clone() }, x.view()).0 * &r).sum(),
+        &p.b,
+        EPS,
+    );
     let report = tinymoe::engine::gradcheck::compare("db", &wrong_db, &num);
     assert!(report.worst_rel_err > 1e-2, "{report}");
 }

@@ -68,6 +68,7 @@ fn one_expert_mixture_is_that_expert() {
     let (ye, _) = mlp::forward(&p.experts[0], x.view(), &mut Mode::Eval);
     assert_eq!(y, ye);
     let (_, grads) = mixture::backward(&p, &cache, Array2::ones((6, 2)).view(), InputGrad::Skip);
-    let gate_norm: f64 = grads.gate.layers.iter().map(|l| l.dw.iter().chain(l.db.iter()).map(|v| v.abs()).sum::<f64>()).sum();
+    let gate_norm: f64 =
+        grads.gate.layers.iter().map(|l| l.dw.iter().chain(l.db.iter()).map(|v| v.abs()).sum::<f64>()).sum();
     assert!(gate_norm < 1e-12);
 }

@@ -68,7 +68,8 @@ fn same_seed_gives_bitwise_identical_losses() {
 
 #[test]
 fn losses_do_not_depend_on_the_thread_count() {
-    let on = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| run(true, 2, 9).1);
+    let on =
+        |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| run(true, 2, 9).1);
     assert_eq!(on(1).step_losses, on(2).step_losses);
 }
 

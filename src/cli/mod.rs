@@ -18,8 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The main job: train an MLP and a mixture of experts on built-in data (about a
-    /// minute on 2 cores) and write loss curves, decision and routing maps into --out.
+    /// The main job: train an MLP and a mixture of experts on built-in data (seconds on
+    /// 2 cores) and write loss curves, decision and routing maps into --out.
     Demo(train::DemoArgs),
     /// Train a classifier (an MLP or a dense MoE of MLPs) from a preset, with any setting
     /// overridden by a flag; writes metrics.csv, config.json and PNGs into --out.

@@ -43,6 +43,10 @@ pub struct Spec {
     pub data: Option<PathBuf>,
     pub spiral_classes: usize,
     pub spiral_points_per_class: usize,
+    /// How many times each arm winds around the centre (more turns: a harder problem).
+    pub spiral_turns: f64,
+    /// Std of the angular noise, in radians.
+    pub spiral_noise: f64,
     pub val_fraction: f64,
 }
 
@@ -54,12 +58,12 @@ pub fn preset(name: &str) -> Result<Spec, Error> {
     let base = Spec {
         preset: name.to_string(),
         model: "mlp".into(),
-        hidden: vec![64, 64],
+        hidden: vec![128, 128],
         experts: 4,
-        gate_hidden: vec![32],
+        gate_hidden: vec![64],
         dropout: 0.0,
         epochs: 60,
-        batch_size: 32,
+        batch_size: 64,
         lr: 3e-3,
         optimizer: "adam".into(),
         momentum: 0.9,
@@ -69,13 +73,15 @@ pub fn preset(name: &str) -> Result<Spec, Error> {
         clip: Some(5.0),
         seed: 42,
         data: None,
-        spiral_classes: 3,
-        spiral_points_per_class: 400,
+        spiral_classes: 5,
+        spiral_points_per_class: 1000,
+        spiral_turns: 1.5,
+        spiral_noise: 0.15,
         val_fraction: 0.2,
     };
     match name {
         "spirals-mlp" => Ok(base),
-        "spirals-moe" => Ok(Spec { model: "moe".into(), hidden: vec![32, 32], ..base }),
+        "spirals-moe" => Ok(Spec { model: "moe".into(), hidden: vec![64, 64], ..base }),
         _ => Err(Error::Unknown { what: "preset".into(), name: name.into(), expected: PRESETS.join(", ") }),
     }
 }
@@ -222,7 +228,13 @@ fn build_model(s: &Spec, d_in: usize, classes: usize) -> Result<Classifier<f32>,
 fn load_data(s: &Spec) -> anyhow::Result<(Dataset, Dataset)> {
     let all = match &s.data {
         Some(path) => data::csv::load(path)?,
-        None => data::synthetic::spirals(s.spiral_points_per_class, s.spiral_classes, 1.25, 0.2, s.seed),
+        None => data::synthetic::spirals(
+            s.spiral_points_per_class,
+            s.spiral_classes,
+            s.spiral_turns,
+            s.spiral_noise,
+            s.seed,
+        ),
     };
     if !(s.val_fraction > 0.0 && s.val_fraction < 1.0) {
         return Err(Error::bad_value("val_fraction", s.val_fraction, "must be in (0, 1)").into());
@@ -373,7 +385,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
 }
 
 pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
-    println!("tinymoe demo: two classifiers on three interleaved spirals, every gradient by hand\n");
+    println!("tinymoe demo: an MLP and a 4-expert mixture learn five interleaved spirals, every gradient by hand\n");
     for name in ["spirals-mlp", "spirals-moe"] {
         let mut spec = preset(name)?;
         spec.seed = a.seed;

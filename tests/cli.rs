@@ -1,0 +1,165 @@
+//! The `tinymoe` binary as a user meets it: --help, the demo, and one-line errors with a
+//! non-zero exit on bad input (never a panic or a backtrace).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tinymoe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Asserts a clean failure: exit code 1, one `tinymoe: error:` line mentioning `needle`,
+/// no panic.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinymoe-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let o = tinymoe(&["--help"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for cmd in ["demo", "train", "bench"] {
+        assert!(out.contains(cmd), "--help lists {cmd}: {out}");
+    }
+    let o = tinymoe(&["train", "--help"]);
+    assert!(stdout(&o).contains("--lr") && stdout(&o).contains("--preset"));
+}
+
+#[test]
+fn unknown_preset_names_the_value_and_the_choices() {
+    let out = tmp_dir("preset");
+    let o = tinymoe(&["train", "--preset", "nope", "--out", out.to_str().unwrap()]);
+    assert_clean_error(&o, "unknown preset \"nope\"");
+    assert!(stderr(&o).contains("spirals-mlp"));
+}
+
+#[test]
+fn negative_learning_rate_is_rejected() {
+    let out = tmp_dir("lr");
+    let o = tinymoe(&["train", "--lr", "-0.1", "--out", out.to_str().unwrap()]);
+    assert_clean_error(&o, "lr = -0.1");
+}
+
+#[test]
+fn dropout_of_one_is_rejected() {
+    let out = tmp_dir("dropout");
+    let o = tinymoe(&["train", "--dropout", "1", "--out", out.to_str().unwrap()]);
+    assert_clean_error(&o, "dropout = 1");
+}
+
+#[test]
+fn missing_data_file_names_the_file() {
+    let out = tmp_dir("missing");
+    let o = tinymoe(&["train", "--data", "/no/such/file.csv", "--out", out.to_str().unwrap()]);
+    assert_clean_error(&o, "/no/such/file.csv");
+}
+
+#[test]
+fn malformed_csv_names_the_file_and_line() {
+    let dir = tmp_dir("csv");
+    let path = dir.join("bad.csv");
+    std::fs::write(&path, "x1,x2,label\n0.1,0.2,0\n0.3,oops,1\n").unwrap();
+    let o = tinymoe(&["train", "--data", path.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()]);
+    assert_clean_error(&o, "bad.csv:3: column 2: \"oops\" is not a number");
+    std::fs::write(&path, "0.1,0.2,0\n0.3,1\n").unwrap();
+    let o = tinymoe(&["train", "--data", path.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()]);
+    assert_clean_error(&o, "bad.csv:2: 2 columns, but earlier lines have 3");
+    std::fs::write(&path, "0.1,0.2,-1\n").unwrap();
+    let o = tinymoe(&["train", "--data", path.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()]);
+    assert_clean_error(&o, "bad.csv:1: label \"-1\"");
+}
+
+#[test]
+fn train_on_a_csv_file_writes_results() {
+    let dir = tmp_dir("train");
+    let path = dir.join("xor.csv");
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..200 {
+        let (a, b) = ((i % 2) as f64, ((i / 2) % 2) as f64);
+        csv +=
+            &format!("{},{},{}\n", a + 0.01 * (i % 7) as f64, b - 0.01 * (i % 5) as f64, (a as usize) ^ (b as usize));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let out = dir.join("out");
+    let o = tinymoe(&["train", "--data", path.to_str().unwrap(), "--epochs", "30", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("validation accuracy"));
+    for f in ["config.json", "metrics.csv", "loss_curve.png", "regions.png"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 31, "a header and one line per epoch");
+    let last_acc: f64 = metrics.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap();
+    assert!(last_acc > 0.95, "XOR learned: {last_acc}");
+}
+
+#[test]
+fn quick_demo_ends_with_numbers_and_pictures() {
+    let out = tmp_dir("demo");
+    let o = tinymoe(&["demo", "--quick", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("validation accuracy") && text.contains("top-expert share"), "{text}");
+    for f in ["spirals-mlp/loss_curve.png", "spirals-mlp/regions.png", "spirals-moe/routing.png"] {
+        let bytes = std::fs::read(out.join(f)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{f} is a PNG");
+    }
+}
+
+#[test]
+fn bench_prints_one_json_line_in_the_shared_schema() {
+    let o = tinymoe(&["bench", "--workload", "mlp-moe", "--threads", "1", "--steps", "3", "--warmup", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    for key in [
+        "workload",
+        "impl",
+        "threads",
+        "ms_per_step",
+        "tokens_per_s",
+        "loss_first",
+        "loss_after_N_steps",
+        "N",
+        "n_params",
+        "peak_rss_mb",
+    ] {
+        assert!(v.get(key).is_some(), "{key} in {line}");
+    }
+    assert_eq!(v["n_params"], 707500, "the same model as the PyTorch reference");
+    assert_eq!(v["N"], 4);
+}
+
+#[test]
+fn bench_unknown_workload_is_a_clean_error() {
+    let o = tinymoe(&["bench", "--workload", "huge", "--threads", "1"]);
+    assert_clean_error(&o, "unknown workload \"huge\"");
+}
+
+#[test]
+fn unknown_optimizer_is_a_clean_error() {
+    let out = tmp_dir("opt");
+    let o = tinymoe(&["train", "--optimizer", "lion", "--out", out.to_str().unwrap()]);
+    assert_clean_error(&o, "unknown optimizer \"lion\"");
+}
