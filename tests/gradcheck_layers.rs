@@ -268,3 +268,44 @@ fn gradcheck_reports_a_wrong_gradient() {
     let report = tinymoe::engine::gradcheck::compare("db", &wrong_db, &num);
     assert!(report.worst_rel_err > 1e-2, "{report}");
 }
+
+#[test]
+fn check_tensors_reports_a_nan_gradient_anywhere() {
+    let mut g = rng(10);
+    let p = linear::Params { w: uniform((4, 3), &mut g), b: uniform(3, &mut g) };
+    let x: Array2<f64> = uniform((5, 4), &mut g);
+    let r: Array2<f64> = uniform((5, 3), &mut g);
+    let (_, cache) = linear::forward(&p, x.view());
+    let (_, mut grads) = linear::backward(&p, &cache, r.view());
+    grads.dw[[2, 1]] = f64::NAN;
+    let mut params = p.clone();
+    let reports =
+        check_tensors(&mut params, &grads, |p| (linear::forward(p, x.view()).0 * &r).sum(), &Options::default());
+    assert_eq!(reports[0].worst_rel_err, f64::INFINITY, "{}", reports[0]);
+    assert_eq!(reports[0].worst_index, vec![2, 1]);
+}
+
+#[test]
+fn sampled_coordinates_are_distinct() {
+    let mut g = rng(11);
+    let p = linear::Params { w: uniform((20, 20), &mut g), b: uniform(20, &mut g) };
+    let x: Array2<f64> = uniform((3, 20), &mut g);
+    let r: Array2<f64> = uniform((3, 20), &mut g);
+    let (_, cache) = linear::forward(&p, x.view());
+    let (_, grads) = linear::backward(&p, &cache, r.view());
+    let mut params = p.clone();
+    let mut evals = 0;
+    let opts = Options { max_coords: 300, ..Options::default() };
+    let reports = check_tensors(
+        &mut params,
+        &grads,
+        |p| {
+            evals += 1;
+            (linear::forward(p, x.view()).0 * &r).sum()
+        },
+        &opts,
+    );
+    assert_eq!(reports[0].checked, 300);
+    assert_eq!(evals, 2 * (300 + 20), "two evaluations per distinct coordinate");
+    assert_reports(&reports, TOL);
+}

@@ -29,7 +29,6 @@
 
 use crate::engine::params::Tensors;
 use ndarray::{Array, ArrayD, Dimension};
-use rand::Rng as _;
 
 /// The relative error used everywhere: |a − n| / max(|a| + |n|, 1e-8).
 pub fn rel_err(a: f64, n: f64) -> f64 {
@@ -152,7 +151,10 @@ pub fn check_tensors<P: Tensors<f64>>(
         let coords: Vec<usize> = if n <= opts.max_coords {
             (0..n).collect()
         } else {
-            (0..opts.max_coords).map(|_| rng.gen_range(0..n)).collect()
+            // Distinct coordinates, sorted: `checked` then counts what was really compared.
+            let mut c = rand::seq::index::sample(&mut rng, n, opts.max_coords).into_vec();
+            c.sort_unstable();
+            c
         };
         let mut report = Report {
             name: name.clone(),
@@ -171,8 +173,9 @@ pub fn check_tensors<P: Tensors<f64>>(
             coord(params, t, k, Some(orig));
             let numeric = (plus - minus) / (2.0 * opts.eps);
             let e = rel_err(a_flat[k], numeric);
-            if e > report.worst_rel_err || report.worst_index.is_empty() {
-                report.worst_rel_err = e;
+            // A NaN anywhere is the worst possible disagreement (NaN > x is always false).
+            if e.is_nan() || e > report.worst_rel_err || report.worst_index.is_empty() {
+                report.worst_rel_err = if e.is_nan() { f64::INFINITY } else { e };
                 report.worst_index = unravel(k, a.shape());
                 report.analytic = a_flat[k];
                 report.numeric = numeric;

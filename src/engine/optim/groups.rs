@@ -11,6 +11,8 @@
 //!     L_total = L + λ‖θ − θ₀‖²      ⇒      g ← g + 2λ(θ − θ₀)
 //!   ```
 //!   which lets a pretrained expert adapt, but pulls it back toward what it knew.
+//!   The pull is added to the gradient *before* the optimiser's update, so under Adam it is
+//!   rescaled by 1/√v̂ like the loss gradient ("coupled", as Adam's L2 weight decay is).
 //!
 //! These are the three ways to "limit how far a pretrained expert may move" (SPEC E4).
 

@@ -8,6 +8,8 @@
 //! ```
 //! Warm-up keeps Adam's first steps small while its second-moment estimate is still noisy;
 //! the cosine then anneals smoothly to `min_lr` at step S = `total` (Loshchilov & Hutter 2017).
+//! As in nanoGPT, the peak rate is used twice (at s = W − 1, the end of warm-up, and at
+//! s = W, the start of the cosine).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,158 @@
+//! Every chapter example runs, exits 0, and prints the lines its chapter promises.
+//!
+//! The examples are binaries, so this test runs them as a learner would, from
+//! target/<profile>/examples/ next to this test's own target/<profile>/deps/. `cargo test`
+//! builds them there, but `cargo test --test examples` does not, and a binary left from an
+//! earlier build may be stale: so each example is first brought up to date with
+//! `cargo build --example NAME` in the same profile and target directory (a no-op taking a
+//! fraction of a second when it is already fresh).
+//!
+//! Gradient-check lines look like `ok     linear.dx   rel err 3.37e-10 at …`: every `ok` line
+//! must be at most 1e-6, every `caught` line (a deliberately broken gradient) above 1e-2.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The bar for a correct gradient, as in SPEC §1.
+const TOL: f64 = 1e-6;
+
+/// target/<profile>/examples/<name>, built (or found fresh) by cargo first.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps/");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "--quiet", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile_dir.file_name().and_then(|p| p.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(other) => {
+            cargo.args(["--profile", other]);
+        }
+        None => panic!("cannot tell the build profile from {}", profile_dir.display()),
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        cargo.arg("--target-dir").arg(target_dir);
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "building example {name} failed ({status})");
+    let bin = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing after building it", bin.display());
+    bin
+}
+
+/// Runs example `name`, asserts it exits 0, and returns its stdout.
+fn run(name: &str) -> String {
+    let out = Command::new(example_binary(name)).output().expect("the example starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} exited with {}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The number after "rel err " on a report line.
+fn rel_err(line: &str) -> f64 {
+    let rest = line.split("rel err ").nth(1).unwrap_or_else(|| panic!("no 'rel err' in {line:?}"));
+    let number = rest.split_whitespace().next().expect("a number follows 'rel err'");
+    number.parse().unwrap_or_else(|_| panic!("{number:?} in {line:?} is not a number"))
+}
+
+/// Every line starting with `tag` (then a space).
+fn lines_tagged<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
+    out.lines().filter(|l| l.split_whitespace().next() == Some(tag)).collect()
+}
+
+fn assert_contains(out: &str, needle: &str, example: &str) {
+    assert!(out.contains(needle), "{example} should print {needle:?}; it printed:\n{out}");
+}
+
+/// The report line of the check named `name` (`ok     name   rel err …`).
+fn report_line<'a>(out: &'a str, name: &str) -> &'a str {
+    lines_tagged(out, "ok")
+        .into_iter()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("no passing check named {name} in:\n{out}"))
+}
+
+#[test]
+fn ch01_linear_runs_and_matches_the_hand_computation() {
+    let out = run("ch01_linear");
+    assert_contains(&out, "same memory as x: true", "ch01");
+    assert_contains(&out, "rows.to_owned(): same memory: false", "ch01");
+    assert_contains(&out, "[[4.5, 2],\n [10.5, 5]]", "ch01");
+    assert_contains(&out, "db = Σ_rows dy = [0, 2]", "ch01");
+    assert_contains(&out, "matches the hand computation exactly: true", "ch01");
+    for name in ["linear.dx", "linear.dW", "linear.db"] {
+        let e = rel_err(report_line(&out, name));
+        assert!(e <= TOL, "ch01 {name}: rel err {e:e} > {TOL:e}");
+    }
+}
+
+#[test]
+fn ch02_every_gradient_check_passes_and_every_broken_one_is_caught() {
+    let out = run("ch02_gradcheck");
+    let ok = lines_tagged(&out, "ok");
+    assert!(ok.len() >= 40, "ch02 should run at least 40 checks, ran {}:\n{out}", ok.len());
+    for line in &ok {
+        assert!(rel_err(line) <= TOL, "ch02: {line}");
+    }
+    for name in [
+        "linear.dx",
+        "linear.w",
+        "linear.b",
+        "relu.dx",
+        "gelu_erf.dx",
+        "gelu_tanh.dx",
+        "softmax.dx",
+        "log_softmax.dx",
+        "dropout.dx",
+        "layer_norm.dx",
+        "layer_norm.weight",
+        "layer_norm.bias",
+        "embedding.tok",
+        "embedding.pos",
+        "cross_entropy.dlogits",
+        "mlp.dx",
+        "mlp.layers.0.w",
+        "moe.dx",
+        "moe.gate.layers.0.w",
+        "moe.experts.2.layers.1.w",
+        "train_step.layers.0.w",
+    ] {
+        report_line(&out, name);
+    }
+    let caught = lines_tagged(&out, "caught");
+    assert_eq!(caught.len(), 3, "ch02 breaks three gradients on purpose:\n{out}");
+    for line in &caught {
+        assert!(rel_err(line) > 1e-2, "ch02: a broken gradient got through: {line}");
+    }
+    assert!(lines_tagged(&out, "FAIL").is_empty() && lines_tagged(&out, "MISSED").is_empty(), "{out}");
+    assert_contains(&out, "naive  softmax = [NaN, NaN, NaN]", "ch02");
+    assert_contains(&out, "stable softmax = [0.0900, 0.2447, 0.6652]", "ch02");
+    assert_contains(&out, "row sums of dlogits: [0, 0, 0, 0]", "ch02");
+    assert_contains(&out, "every broken gradient was caught", "ch02");
+}
+
+#[test]
+fn ch03_optimiser_steps_schedule_and_groups_behave() {
+    let out = run("ch03_optimisers");
+    let by_hand: Vec<&str> = out.lines().filter(|l| l.contains(" by hand ")).collect();
+    assert_eq!(by_hand.len(), 3, "ch03 works SGD, momentum and Adam steps by hand:\n{out}");
+    for line in by_hand {
+        assert!(line.ends_with(" ok"), "ch03: the optimiser disagrees with the hand computation: {line}");
+    }
+    assert_contains(&out, "Δθ with bias correction        [-0.010000, -0.010000, -0.010000]", "ch03");
+    let l2sp = rel_err(report_line(&out, "l2sp.dw"));
+    assert!(l2sp <= TOL, "ch03: the L2-SP gradient is not 2λ(θ − θ₀): rel err {l2sp:e}");
+    assert_contains(&out, "step  3  lr 1.000e-3", "ch03");
+    assert_contains(&out, "step 20  lr 1.000e-5", "ch03");
+    let frozen = out.lines().find(|l| l.starts_with("frozen ")).expect("a row for frozen hidden layers");
+    let moved: Vec<&str> = frozen.split_whitespace().skip(1).take(2).collect();
+    assert_eq!(moved, ["0.0000", "0.0000"], "ch03: frozen layers moved: {frozen}");
+    assert_contains(&out, "every hand-computed step and the L2-SP gradient check agree", "ch03");
+}
