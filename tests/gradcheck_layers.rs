@@ -309,3 +309,21 @@ fn sampled_coordinates_are_distinct() {
     assert_eq!(evals, 2 * (300 + 20), "two evaluations per distinct coordinate");
     assert_reports(&reports, TOL);
 }
+
+#[test]
+fn the_noise_floor_does_not_hide_a_small_real_error() {
+    // A gradient off by 0.1 % everywhere must still fail the 1e-6 bar.
+    let mut g = rng(12);
+    let p = linear::Params { w: uniform((4, 3), &mut g), b: uniform(3, &mut g) };
+    let x: Array2<f64> = uniform((5, 4), &mut g);
+    let r: Array2<f64> = uniform((5, 3), &mut g);
+    let (_, cache) = linear::forward(&p, x.view());
+    let (_, mut grads) = linear::backward(&p, &cache, r.view());
+    grads.dw.mapv_inplace(|v| v * 1.001);
+    let mut params = p.clone();
+    let reports =
+        check_tensors(&mut params, &grads, |p| (linear::forward(p, x.view()).0 * &r).sum(), &Options::default());
+    assert!(reports[0].worst_rel_err > 1e-4, "{}", reports[0]);
+    assert_eq!(reports[0].at_noise_floor, 0);
+    assert!(reports[1].worst_rel_err < TOL, "db untouched: {}", reports[1]);
+}

@@ -13,6 +13,20 @@
 //! ```
 //! W is stored [d_in, d_out] (NumPy style), so forward is a plain x·W. PyTorch stores
 //! [d_out, d_in]; io/ transposes once at that boundary, never here.
+//!
+//! ```
+//! use ndarray::array;
+//! use tinymoe::engine::layers::linear;
+//! // y = x·W + b with x = [1, 2], W = [[1, 0], [2, 1]], b = [0.5, 0]: y = [1 + 4 + 0.5, 0 + 2] = [5.5, 2]
+//! let p = linear::Params { w: array![[1.0, 0.0], [2.0, 1.0]], b: array![0.5, 0.0] };
+//! let (y, cache) = linear::forward(&p, array![[1.0, 2.0]].view());
+//! assert_eq!(y, array![[5.5, 2.0]]);
+//! // dy = [1, 1]: dx = dy·Wᵀ = [1 + 0, 2 + 1] = [1, 3], dW = xᵀ·dy = [[1, 1], [2, 2]], db = dy
+//! let (dx, g) = linear::backward(&p, &cache, array![[1.0, 1.0]].view());
+//! assert_eq!(dx, array![[1.0, 3.0]]);
+//! assert_eq!(g.dw, array![[1.0, 1.0], [2.0, 2.0]]);
+//! assert_eq!(g.db, array![1.0, 1.0]);
+//! ```
 
 use crate::engine::init::{self, Rng};
 use crate::engine::params::{Named, NamedMut, Tensors};

@@ -7,11 +7,13 @@
 //! boundary, so a shape mismatch here is a bug and panics with both shapes.
 
 pub mod activation;
+pub mod attention;
 pub mod dropout;
 pub mod embedding;
 pub mod layer_norm;
 pub mod linear;
 pub mod mlp;
+pub mod transformer_block;
 
 pub use activation::Activation;
 pub use dropout::Mode;

@@ -13,6 +13,18 @@
 //!
 //! Shapes: logits [n, classes], targets [n] (each < classes or the ignored id).
 //! A batch with no real targets has loss 0 and zero gradient, not NaN.
+//!
+//! ```
+//! use ndarray::array;
+//! use tinymoe::engine::losses::cross_entropy;
+//! // Equal logits over 4 classes: p = ¼ each, L = ln 4, dlogits = p − onehot = [−¾, ¼, ¼, ¼].
+//! // The second row's target is the ignored id 9: it counts neither in L nor in N.
+//! let logits = array![[0.0, 0.0, 0.0, 0.0], [5.0, -5.0, 0.0, 1.0f64]];
+//! let (loss, cache) = cross_entropy::forward(logits.view(), &[0, 9], Some(9));
+//! assert!((loss - 4.0f64.ln()).abs() < 1e-15);
+//! let d = cross_entropy::backward(&cache);
+//! assert_eq!(d, array![[-0.75, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 0.0]]);
+//! ```
 
 use crate::engine::ops::softmax::{log_softmax, logsumexp};
 use crate::engine::Float;

@@ -13,6 +13,16 @@
 //!   log_softmax:  ∂yᵢ/∂xⱼ = δᵢⱼ − softmaxⱼ ⇒  dxⱼ = dyⱼ − softmaxⱼ · Σᵢ dyᵢ
 //! ```
 //! Shapes: x, y, dy, dx are all [rows, n]; each row is independent.
+//!
+//! ```
+//! use ndarray::array;
+//! use tinymoe::engine::ops::softmax::{softmax, log_softmax};
+//! // softmax([0, ln 3]) = [1, 3] / 4; and a shift by 1000 changes nothing (no overflow).
+//! let y = softmax(array![[1000.0, 1000.0 + 3.0f64.ln()]].view());
+//! assert!((y[[0, 0]] - 0.25).abs() < 1e-12 && (y[[0, 1]] - 0.75).abs() < 1e-12);
+//! let l = log_softmax(array![[0.0, 0.0f64]].view());
+//! assert!((l[[0, 0]] + 2.0f64.ln()).abs() < 1e-15);
+//! ```
 
 use crate::engine::Float;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
