@@ -5,12 +5,16 @@
 //! Workloads so far:
 //! - `mlp-moe`: dense soft MoE, 4 experts MLP 784→128→128→10 (ReLU, dropout 0.2), gate MLP
 //!   784→256→128→4 + softmax, logits mixed by the gate, cross-entropy; batch 128.
+//! - `block-small`: token + positional embedding (vocab 4096, d 256), 1 pre-LN block (4 heads,
+//!   FF 512, GELU tanh, causal), final LN, LM head, next-token CE; batch 16 × 128.
 
 use crate::engine::init::{self, streams};
+use crate::engine::layers::Mode;
 use crate::engine::optim::{Kind, Optimizer};
 use crate::engine::params;
 use crate::error::{Error, Result};
 use crate::models::classifier;
+use crate::models::transformer_lm as lm;
 use ndarray::Array2;
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng as _;
@@ -18,7 +22,7 @@ use serde::Serialize;
 use std::time::Instant;
 
 /// The workloads `tinymoe bench` knows.
-pub const WORKLOADS: &[&str] = &["mlp-moe"];
+pub const WORKLOADS: &[&str] = &["mlp-moe", "block-small"];
 
 /// One JSON line, in the schema shared with `anchors/torch_ref.py` and `numpy_ref.py`.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +64,20 @@ pub fn run(workload: &str, opts: &Options) -> Result<Report> {
         .map_err(|e| Error::bad_value("threads", opts.threads, &format!("could not start the thread pool: {e}")))?;
     match workload {
         "mlp-moe" => Ok(pool.install(|| mlp_moe(opts))),
+        "block-small" => Ok(pool.install(|| {
+            let cfg = lm::Config {
+                vocab: 4096,
+                max_seq: 128,
+                d_model: 256,
+                n_heads: 4,
+                d_ff: 512,
+                n_layers: 1,
+                dropout: 0.0,
+                pad_id: None,
+                tie_head: false,
+            };
+            language_model("block-small", cfg, 16, opts.steps.unwrap_or(10), opts)
+        })),
         _ => Err(Error::Unknown { what: "workload".into(), name: workload.into(), expected: WORKLOADS.join(", ") }),
     }
 }
@@ -97,6 +115,48 @@ fn mlp_moe(opts: &Options) -> Report {
         dtype: "float32".into(),
         ms_per_step: round2(ms),
         tokens_per_s: round2(BATCH as f64 / ms * 1e3),
+        loss_first: round4(losses[0]),
+        loss_after_n_steps: round4(*losses.last().expect("at least one step")),
+        n: losses.len(),
+        n_params: params::count(&model),
+        peak_rss_mb: peak_rss_mb(),
+    }
+}
+
+/// One step of a language model on a fixed batch of random tokens: ids = seq[:, :-1],
+/// targets = seq[:, 1:], as the references do.
+fn language_model(name: &str, cfg: lm::Config, batch: usize, steps: usize, opts: &Options) -> Report {
+    let seq_len = cfg.max_seq;
+    let mut rng = init::stream(opts.seed, streams::INIT);
+    let mut model = lm::init::<f32>(cfg, &mut rng);
+    let mut data_rng = init::stream(opts.seed, streams::DATA);
+    let seq = Array2::from_shape_simple_fn((batch, seq_len + 1), || data_rng.gen_range(0..cfg.vocab));
+    let ids = seq.slice(ndarray::s![.., ..seq_len]);
+    let targets = seq.slice(ndarray::s![.., 1..]);
+    let mut dropout_rng = init::stream(opts.seed, streams::DROPOUT);
+    let mut opt = Optimizer::new(Kind::adam(), &[], &model);
+    let mut losses = Vec::new();
+    let mut times = Vec::new();
+    for i in 0..opts.warmup + steps {
+        let t0 = Instant::now();
+        let (loss, cache) = lm::forward(&model, ids, targets, &mut Mode::Train(&mut dropout_rng));
+        let grads = lm::backward(&model, &cache);
+        opt.step(&mut model, &grads, 1e-3);
+        let dt = t0.elapsed().as_secs_f64();
+        losses.push(loss as f64);
+        if i >= opts.warmup {
+            times.push(dt);
+        }
+    }
+    let ms = median(&mut times) * 1e3;
+    let tokens = (batch * seq_len) as f64;
+    Report {
+        workload: name.into(),
+        implementation: format!("tinymoe-{}", env!("CARGO_PKG_VERSION")),
+        threads: opts.threads,
+        dtype: "float32".into(),
+        ms_per_step: round2(ms),
+        tokens_per_s: round2(tokens / ms * 1e3),
         loss_first: round4(losses[0]),
         loss_after_n_steps: round4(*losses.last().expect("at least one step")),
         n: losses.len(),

@@ -4,3 +4,4 @@
 //! io, experiments or the CLI, and take plain arrays.
 
 pub mod classifier;
+pub mod transformer_lm;
