@@ -14,6 +14,7 @@ use crate::engine::layers::attention::Mask;
 use crate::engine::layers::transformer_block::{self as block};
 use crate::engine::layers::{embedding, layer_norm, linear, Mode};
 use crate::engine::losses::cross_entropy;
+use crate::engine::ops::matmul::matmul;
 use crate::engine::params::{list, list_mut, prefixed, Named, NamedMut, Tensors};
 use crate::engine::{Float, Rng};
 use ndarray::{Array2, ArrayView2, Axis};
@@ -104,7 +105,7 @@ fn logits<F: Float>(p: &Params<F>, ids: ArrayView2<usize>, mode: &mut Mode) -> (
             let (l, c) = linear::forward(head, normed.view());
             (l, Some(c))
         }
-        None => (normed.dot(&p.embed.tok.t()), None),
+        None => (matmul(normed.view(), p.embed.tok.t()), None),
     };
     (logits, PartialCache { embed, blocks, ln_f, normed, head, batch, seq })
 }
@@ -161,7 +162,7 @@ pub fn backward<F: Float>(p: &Params<F>, c: &Cache<F>) -> Grads<F> {
             let (d, g) = linear::backward(head, cache, dlogits.view());
             (d, Some(g), None)
         }
-        _ => (dlogits.dot(&p.embed.tok), None, Some(dlogits.t().dot(&c.normed))),
+        _ => (matmul(dlogits.view(), p.embed.tok.view()), None, Some(matmul(dlogits.t(), c.normed.view()))),
     };
     let (dh, ln_f) = layer_norm::backward(&p.ln_f, &c.ln_f, dnormed.view());
     let (dh0, blocks) = block::backward_stack(&p.blocks, &c.blocks, dh.view());

@@ -29,9 +29,10 @@
 //! ```
 
 use crate::engine::init::{self, Rng};
+use crate::engine::ops::matmul::{gemm_into, matmul};
 use crate::engine::params::{Named, NamedMut, Tensors};
 use crate::engine::Float;
-use ndarray::{linalg::general_mat_mul, Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// W [d_in, d_out] and b [d_out].
@@ -75,13 +76,13 @@ pub fn forward<F: Float>(p: &Params<F>, x: ArrayView2<F>) -> (Array2<F>, Cache<F
     assert_eq!(d_in, p.w.nrows(), "linear: x is [{n}, {d_in}], W is {:?}", p.w.dim());
     // y starts as b on every row; GEMM with β = 1 then adds x·W on top, in one pass.
     let mut y = p.b.broadcast((n, p.w.ncols())).expect("b is [d_out]").to_owned();
-    general_mat_mul(F::one(), &x, &p.w, F::one(), &mut y);
+    gemm_into(x, p.w.view(), F::one(), y.view_mut());
     (y, Cache { x: x.to_owned() })
 }
 
 /// dy [n, d_out] → (dx [n, d_in], grads), using the cache of the same forward.
 pub fn backward<F: Float>(p: &Params<F>, c: &Cache<F>, dy: ArrayView2<F>) -> (Array2<F>, Grads<F>) {
-    let dx = dy.dot(&p.w.t()); // .t() is a strided view: no transpose is copied
+    let dx = matmul(dy, p.w.t()); // .t() is a strided view: no transpose is copied
     (dx, backward_params(c, dy))
 }
 
@@ -89,7 +90,7 @@ pub fn backward<F: Float>(p: &Params<F>, c: &Cache<F>, dy: ArrayView2<F>) -> (Ar
 /// gradient. Skips the dy·Wᵀ GEMM, a third of the layer's backward work.
 pub fn backward_params<F: Float>(c: &Cache<F>, dy: ArrayView2<F>) -> Grads<F> {
     assert_eq!(dy.nrows(), c.x.nrows(), "linear: dy has {} rows, the forward input had {}", dy.nrows(), c.x.nrows());
-    let dw = c.x.t().dot(&dy);
+    let dw = matmul(c.x.t(), dy);
     let db = dy.sum_axis(Axis(0));
     Grads { dw, db }
 }

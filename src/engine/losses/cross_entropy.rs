@@ -26,7 +26,7 @@
 //! assert_eq!(d, array![[-0.75, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 0.0]]);
 //! ```
 
-use crate::engine::ops::softmax::{log_softmax, logsumexp};
+use crate::engine::ops::softmax::log_softmax;
 use crate::engine::Float;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 
@@ -55,35 +55,45 @@ fn is_real(t: usize, ignore: Option<usize>) -> bool {
 }
 
 /// Mean cross-entropy over the rows whose target is not `ignore`.
+///
+/// One pass per row computes e = exp(z − max) once and derives both the probabilities
+/// (e / Σe) and the row's loss (log Σe + max − z[t] = logsumexp − z[t]). Rows are
+/// independent, so they run in parallel; the per-row losses are summed in row order.
 pub fn forward<F: Float>(logits: ArrayView2<F>, targets: &[usize], ignore: Option<usize>) -> (F, Cache<F>) {
     let (n, classes) = logits.dim();
     assert_eq!(targets.len(), n, "cross_entropy: {n} rows of logits, {} targets", targets.len());
     let mut probs = Array2::zeros((n, classes));
-    let mut total = F::zero();
-    let mut n_real = 0;
-    Zip::from(probs.rows_mut()).and(logits.rows()).and(targets).for_each(|mut p, z, &t| {
-        let lse = logsumexp(z);
-        Zip::from(&mut p).and(&z).for_each(|p, &z| *p = (z - lse).exp());
-        if is_real(t, ignore) {
-            assert!(t < classes, "cross_entropy: target {t} ≥ classes {classes}");
-            total += lse - z[t];
-            n_real += 1;
-        }
-    });
+    let mut row_loss = ndarray::Array1::<F>::zeros(n);
+    Zip::from(probs.rows_mut()).and(logits.rows()).and(targets).and(&mut row_loss).par_for_each(
+        |mut p, z, &t, loss| {
+            let max = z.fold(F::neg_infinity(), |m, &v| m.max(v));
+            let mut sum = F::zero();
+            Zip::from(&mut p).and(&z).for_each(|p, &z| {
+                *p = (z - max).exp();
+                sum += *p;
+            });
+            let inv = F::one() / sum;
+            p.mapv_inplace(|v| v * inv);
+            if is_real(t, ignore) {
+                assert!(t < classes, "cross_entropy: target {t} ≥ classes {classes}");
+                *loss = sum.ln() + max - z[t];
+            }
+        },
+    );
+    let n_real = targets.iter().filter(|&&t| is_real(t, ignore)).count();
+    let total: F = row_loss.iter().copied().sum();
     let loss = if n_real == 0 { F::zero() } else { total / F::lit(n_real as f64) };
     (loss, Cache { probs, targets: targets.to_vec(), ignore, n_real })
 }
 
 /// ∂L/∂logits [n, classes] = (p − onehot(t)) / N on real rows, 0 on ignored rows.
 pub fn backward<F: Float>(c: &Cache<F>) -> Array2<F> {
-    let mut dlogits = c.probs.clone();
+    let mut dlogits = Array2::zeros(c.probs.raw_dim());
     let scale = if c.n_real == 0 { F::zero() } else { F::one() / F::lit(c.n_real as f64) };
-    Zip::from(dlogits.rows_mut()).and(&c.targets).for_each(|mut d, &t| {
+    Zip::from(dlogits.rows_mut()).and(c.probs.rows()).and(&c.targets).par_for_each(|mut d, p, &t| {
         if is_real(t, c.ignore) {
-            d[t] -= F::one();
-            d.mapv_inplace(|v| v * scale);
-        } else {
-            d.fill(F::zero());
+            Zip::from(&mut d).and(&p).for_each(|d, &p| *d = p * scale);
+            d[t] -= scale;
         }
     });
     dlogits
