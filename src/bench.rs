@@ -95,32 +95,12 @@ fn mlp_moe(opts: &Options) -> Report {
     let y: Vec<usize> = (0..BATCH).map(|_| data_rng.gen_range(0..10)).collect();
     let mut dropout_rng = init::stream(opts.seed, streams::DROPOUT);
     let mut opt = Optimizer::new(Kind::adam(), &[], &model);
-    let mut losses = Vec::new();
-    let mut times = Vec::new();
-    for i in 0..opts.warmup + steps {
-        let t0 = Instant::now();
+    let (losses, ms) = time_steps(opts.warmup + steps, opts.warmup, || {
         let out = classifier::train_step(&model, x.view(), &y, &mut dropout_rng);
         opt.step(&mut model, &out.grads, 1e-3);
-        let dt = t0.elapsed().as_secs_f64();
-        losses.push(out.loss as f64);
-        if i >= opts.warmup {
-            times.push(dt);
-        }
-    }
-    let ms = median(&mut times) * 1e3;
-    Report {
-        workload: "mlp-moe".into(),
-        implementation: format!("tinymoe-{}", env!("CARGO_PKG_VERSION")),
-        threads: opts.threads,
-        dtype: "float32".into(),
-        ms_per_step: round2(ms),
-        tokens_per_s: round2(BATCH as f64 / ms * 1e3),
-        loss_first: round4(losses[0]),
-        loss_after_n_steps: round4(*losses.last().expect("at least one step")),
-        n: losses.len(),
-        n_params: params::count(&model),
-        peak_rss_mb: peak_rss_mb(),
-    }
+        out.loss as f64
+    });
+    report("mlp-moe", opts, BATCH, &losses, ms, params::count(&model))
 }
 
 /// One step of a language model on a fixed batch of random tokens: ids = seq[:, :-1],
@@ -135,32 +115,43 @@ fn language_model(name: &str, cfg: lm::Config, batch: usize, steps: usize, opts:
     let targets = seq.slice(ndarray::s![.., 1..]);
     let mut dropout_rng = init::stream(opts.seed, streams::DROPOUT);
     let mut opt = Optimizer::new(Kind::adam(), &[], &model);
-    let mut losses = Vec::new();
-    let mut times = Vec::new();
-    for i in 0..opts.warmup + steps {
-        let t0 = Instant::now();
+    let (losses, ms) = time_steps(opts.warmup + steps, opts.warmup, || {
         let (loss, cache) = lm::forward(&model, ids, targets, &mut Mode::Train(&mut dropout_rng));
         let grads = lm::backward(&model, &cache);
         opt.step(&mut model, &grads, 1e-3);
-        let dt = t0.elapsed().as_secs_f64();
-        losses.push(loss as f64);
-        if i >= opts.warmup {
-            times.push(dt);
+        loss as f64
+    });
+    report(name, opts, batch * seq_len, &losses, ms, params::count(&model))
+}
+
+/// Runs `step` `total` times; returns every step's loss and the median milliseconds of the
+/// steps after the first `warmup`.
+fn time_steps(total: usize, warmup: usize, mut step: impl FnMut() -> f64) -> (Vec<f64>, f64) {
+    let mut losses = Vec::with_capacity(total);
+    let mut times = Vec::with_capacity(total);
+    for i in 0..total {
+        let t0 = Instant::now();
+        losses.push(step());
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
         }
     }
-    let ms = median(&mut times) * 1e3;
-    let tokens = (batch * seq_len) as f64;
+    (losses, median(&mut times) * 1e3)
+}
+
+/// The JSON line for one workload run; `tokens` per step (samples, for the MLP workload).
+fn report(name: &str, opts: &Options, tokens: usize, losses: &[f64], ms: f64, n_params: usize) -> Report {
     Report {
         workload: name.into(),
         implementation: format!("tinymoe-{}", env!("CARGO_PKG_VERSION")),
         threads: opts.threads,
         dtype: "float32".into(),
         ms_per_step: round2(ms),
-        tokens_per_s: round2(tokens / ms * 1e3),
+        tokens_per_s: round2(tokens as f64 / ms * 1e3),
         loss_first: round4(losses[0]),
         loss_after_n_steps: round4(*losses.last().expect("at least one step")),
         n: losses.len(),
-        n_params: params::count(&model),
+        n_params,
         peak_rss_mb: peak_rss_mb(),
     }
 }

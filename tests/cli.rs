@@ -152,6 +152,16 @@ fn bench_prints_one_json_line_in_the_shared_schema() {
 }
 
 #[test]
+fn block_small_bench_builds_the_reference_model() {
+    let o = tinymoe(&["bench", "--workload", "block-small", "--threads", "1", "--steps", "1", "--warmup", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON line");
+    assert_eq!(v["n_params"], 2661632, "the same model as anchors/torch_ref.py");
+    let loss = v["loss_first"].as_f64().unwrap();
+    assert!((loss - (4096f64).ln()).abs() < 0.5, "random tokens start near ln 4096: {loss}");
+}
+
+#[test]
 fn bench_unknown_workload_is_a_clean_error() {
     let o = tinymoe(&["bench", "--workload", "huge", "--threads", "1"]);
     assert_clean_error(&o, "unknown workload \"huge\"");
