@@ -10,14 +10,17 @@
 //! - [`data`]: data sets as arrays (built-in synthetic tasks, CSV files).
 //! - [`train`]: the training loop.
 //! - [`plot`]: PNG pictures from plain numbers.
+//! - [`checkpoint`], [`io`]: checkpoints with a checksum, and atomic file writes.
 //! - [`bench`]: the benchmark workloads of BENCH.md.
 //! - [`cli`]: the `tinymoe` program; the only place that prints.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod io;
 pub mod models;
 pub mod moe;
 pub mod plot;

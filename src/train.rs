@@ -1,4 +1,5 @@
-//! The training loop for classifiers: shuffle, batch, step, evaluate, repeat.
+//! The training loops, for classifiers and for language models: shuffle, batch, step,
+//! evaluate, repeat.
 //!
 //! ```text
 //!   for each epoch:
@@ -11,12 +12,17 @@
 //! Every random choice comes from the config's seed through named streams (init, shuffle,
 //! dropout), so the same seed and thread count give bit-identical losses.
 
+use crate::data::text::Windows;
 use crate::data::Dataset;
 use crate::engine::init::{self, streams};
+use crate::engine::layers::Mode;
 use crate::engine::optim::{self, Kind, Optimizer, Rule, Schedule};
+use crate::engine::params::Tensors;
 use crate::error::{Error, Result};
 use crate::models::classifier::{self, Classifier};
+use crate::models::transformer_lm as lm;
 use rand::seq::SliceRandom;
+use rand::Rng as _;
 use std::time::Instant;
 
 /// How to train.
@@ -63,6 +69,8 @@ pub struct Progress {
     pub epoch: usize,
     pub loss: f64,
     pub samples_per_s: f64,
+    /// For language models: tokens (positions predicted) per second.
+    pub tokens_per_s: Option<f64>,
 }
 
 /// One epoch's summary.
@@ -132,22 +140,23 @@ pub fn fit(
         for idx in order.chunks(cfg.batch_size) {
             let batch = train.select(idx);
             let out = classifier::train_step(model, batch.x.view(), &batch.y, &mut dropout_rng);
-            let loss = out.loss as f64;
-            if !loss.is_finite() {
-                return Err(Error::NonFiniteLoss { step, value: loss });
-            }
+            let loss = finite(out.loss as f64, step)?;
             let mut grads = out.grads;
-            if let Some(max_norm) = cfg.clip {
-                optim::clip_global_norm(&mut grads, max_norm);
-            }
-            opt.step(model, &grads, cfg.schedule.lr_at(step, cfg.lr));
+            update(model, &mut grads, &mut opt, cfg, step);
             step += 1;
             loss_sum += loss * idx.len() as f64;
             acc_sum += out.accuracy * idx.len() as f64;
             seen += idx.len();
             history.step_losses.push(loss);
             let seconds = started.elapsed().as_secs_f64().max(1e-9);
-            on_step(&Progress { step, total_steps, epoch, loss, samples_per_s: seen as f64 / seconds });
+            on_step(&Progress {
+                step,
+                total_steps,
+                epoch,
+                loss,
+                samples_per_s: seen as f64 / seconds,
+                tokens_per_s: None,
+            });
         }
         let (val_loss, val_acc) = classifier::evaluate(model, val.x.view(), &val.y, 512);
         history.epochs.push(EpochStats {
@@ -158,6 +167,142 @@ pub fn fit(
             val_acc,
             seconds: started.elapsed().as_secs_f64(),
         });
+    }
+    Ok(history)
+}
+
+/// A loss that is NaN or infinite stops training before any weight changes.
+fn finite(loss: f64, step: usize) -> Result<f64> {
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::NonFiniteLoss { step, value: loss })
+    }
+}
+
+/// One optimiser step: clip the gradients' global norm (if asked), then step at the
+/// schedule's learning rate for this step.
+fn update(
+    model: &mut dyn Tensors<f32>,
+    grads: &mut dyn Tensors<f32>,
+    opt: &mut Optimizer<f32>,
+    cfg: &Config,
+    step: usize,
+) {
+    if let Some(max_norm) = cfg.clip {
+        optim::clip_global_norm(grads, max_norm);
+    }
+    opt.step(model, grads, cfg.schedule.lr_at(step, cfg.lr));
+}
+
+/// One epoch of language-model training.
+#[derive(Debug, Clone)]
+pub struct LmEpoch {
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (nats per token).
+    pub train_loss: f64,
+    /// Validation loss (nats per token), dropout off.
+    pub val_loss: f64,
+    pub tokens_per_s: f64,
+    pub seconds: f64,
+}
+
+impl LmEpoch {
+    /// e^loss: the model is as unsure as a uniform choice among this many tokens.
+    pub fn val_perplexity(&self) -> f64 {
+        self.val_loss.exp()
+    }
+}
+
+/// Every step's loss and every epoch's summary.
+#[derive(Debug, Clone, Default)]
+pub struct LmHistory {
+    pub step_losses: Vec<f64>,
+    pub epochs: Vec<LmEpoch>,
+}
+
+/// Trains a causal language model in place on the token stream `train`, cut into windows of
+/// `seq` positions, evaluating on the `val` windows after each epoch. Each epoch cuts the
+/// stream at a fresh random offset in 0..seq (seeded), so the model sees every token at new
+/// positions and in new company, not the same windows over and over. `on_step` sees every
+/// step; `on_epoch` sees every epoch's summary and the model (to print, and to save a
+/// checkpoint) and may stop the run with an error.
+pub fn fit_lm(
+    model: &mut lm::Params<f32>,
+    train: &[usize],
+    seq: usize,
+    val: &Windows,
+    cfg: &Config,
+    on_step: &mut dyn FnMut(&Progress),
+    on_epoch: &mut dyn FnMut(&LmEpoch, &lm::Params<f32>) -> Result<()>,
+) -> Result<LmHistory> {
+    cfg.validate()?;
+    if seq == 0 || seq > model.config.max_seq {
+        return Err(Error::bad_value(
+            "seq",
+            seq,
+            &format!("must be in 1..={} (the model's max_seq)", model.config.max_seq),
+        ));
+    }
+    // Every epoch must have at least one full window whatever its offset.
+    if train.len() < 2 * seq + 1 {
+        return Err(Error::bad_value(
+            "training tokens",
+            train.len(),
+            &format!("need at least 2·seq + 1 = {} tokens to train on", 2 * seq + 1),
+        ));
+    }
+    if val.is_empty() {
+        return Err(Error::bad_value("validation windows", 0, "the held-out text is shorter than one window"));
+    }
+    let vocab = model.config.vocab;
+    if let Some(&bad) = train.iter().chain(val.ids.iter()).chain(val.targets.iter()).find(|&&t| t >= vocab) {
+        return Err(Error::bad_value("token id", bad, &format!("the model's vocabulary has {vocab} ids")));
+    }
+    let mut shuffle_rng = init::stream(cfg.seed, streams::SHUFFLE);
+    let mut dropout_rng = init::stream(cfg.seed, streams::DROPOUT);
+    let mut opt = Optimizer::new(cfg.optimizer, &cfg.rules, model);
+    // Windows per epoch: at most this many (a late offset can cost one).
+    let total_steps = Windows::new(train, seq).len().div_ceil(cfg.batch_size) * cfg.epochs;
+    let mut history = LmHistory::default();
+    let mut step = 0;
+    for epoch in 1..=cfg.epochs {
+        let started = Instant::now();
+        let (mut loss_sum, mut tokens) = (0.0, 0usize);
+        let windows = Windows::new(&train[shuffle_rng.gen_range(0..seq)..], seq);
+        for rows in windows.shuffled_order(&mut shuffle_rng).chunks(cfg.batch_size) {
+            let batch = windows.select(rows);
+            let (loss, cache) =
+                lm::forward(model, batch.ids.view(), batch.targets.view(), &mut Mode::Train(&mut dropout_rng));
+            let loss = finite(loss as f64, step)?;
+            let mut grads = lm::backward(model, &cache);
+            update(model, &mut grads, &mut opt, cfg, step);
+            step += 1;
+            let n = batch.ids.len();
+            loss_sum += loss * n as f64;
+            tokens += n;
+            history.step_losses.push(loss);
+            let seconds = started.elapsed().as_secs_f64().max(1e-9);
+            on_step(&Progress {
+                step,
+                total_steps,
+                epoch,
+                loss,
+                samples_per_s: (tokens / seq) as f64 / seconds,
+                tokens_per_s: Some(tokens as f64 / seconds),
+            });
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        let val_loss = lm::evaluate(model, val.ids.view(), val.targets.view(), cfg.batch_size);
+        let stats = LmEpoch {
+            epoch,
+            train_loss: loss_sum / tokens.max(1) as f64,
+            val_loss,
+            tokens_per_s: tokens as f64 / train_seconds.max(1e-9),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&stats, model)?;
+        history.epochs.push(stats);
     }
     Ok(history)
 }

@@ -39,7 +39,7 @@ fn help_explains_every_subcommand() {
     let o = tinymoe(&["--help"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    for cmd in ["demo", "train", "bench"] {
+    for cmd in ["demo", "train", "generate", "attention", "bench"] {
         assert!(out.contains(cmd), "--help lists {cmd}: {out}");
     }
     let o = tinymoe(&["train", "--help"]);
@@ -172,4 +172,77 @@ fn unknown_optimizer_is_a_clean_error() {
     let out = tmp_dir("opt");
     let o = tinymoe(&["train", "--optimizer", "lion", "--out", out.to_str().unwrap()]);
     assert_clean_error(&o, "unknown optimizer \"lion\"");
+}
+
+/// Trains the quick LM once per test binary run into `dir` and returns the checkpoint.
+fn quick_lm(dir: &std::path::Path) -> PathBuf {
+    let o = tinymoe(&["train", "lm", "--quick", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("validation perplexity"), "{out}");
+    for f in ["config.json", "metrics.csv", "loss_curve.png", "attention_layer0.png", "model.ckpt", "sample.txt"] {
+        assert!(dir.join(f).exists(), "train lm wrote {f}");
+    }
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert!(metrics.starts_with("epoch,train_loss,val_loss,val_perplexity,tokens_per_s"), "{metrics}");
+    dir.join("model.ckpt")
+}
+
+#[test]
+fn train_lm_then_generate_and_draw_attention() {
+    let dir = tmp_dir("lm");
+    let ckpt = quick_lm(&dir);
+    let ckpt = ckpt.to_str().unwrap();
+    // Same seed: same text; the KV cache and full recompute agree.
+    let args = ["generate", "--model", ckpt, "--prompt", "The model ", "--tokens", "40", "--seed", "5"];
+    let a = tinymoe(&args);
+    assert!(a.status.success(), "stderr: {}", stderr(&a));
+    assert!(stdout(&a).starts_with("The model "), "{}", stdout(&a));
+    assert_eq!(stdout(&a), stdout(&tinymoe(&args)), "same seed, same text");
+    let recompute = tinymoe(&[&args[..], &["--recompute"]].concat());
+    assert_eq!(stdout(&a), stdout(&recompute), "KV cache and full recompute agree");
+    assert!(stderr(&a).contains("tokens/s"), "{}", stderr(&a));
+    let other = tinymoe(&["generate", "--model", ckpt, "--prompt", "The model ", "--tokens", "40", "--seed", "6"]);
+    assert_ne!(stdout(&a), stdout(&other), "another seed, another text");
+    // Attention maps for a given input.
+    let maps = dir.join("maps");
+    let o = tinymoe(&["attention", "--model", ckpt, "--text", "the cat sat", "--out", maps.to_str().unwrap()]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert!(maps.join("attention_layer0.png").exists());
+    // Bad requests.
+    assert_clean_error(&tinymoe(&["generate", "--model", ckpt, "--temperature", "0"]), "temperature");
+    assert_clean_error(&tinymoe(&["generate", "--model", ckpt, "--prompt", ""]), "prompt");
+    let long = "x".repeat(100);
+    assert_clean_error(&tinymoe(&["attention", "--model", ckpt, "--text", &long]), "context length");
+}
+
+#[test]
+fn generate_from_a_missing_or_broken_checkpoint_is_a_clean_error() {
+    let dir = tmp_dir("badckpt");
+    let missing = dir.join("missing.ckpt");
+    assert_clean_error(&tinymoe(&["generate", "--model", missing.to_str().unwrap()]), "missing.ckpt");
+    let broken = dir.join("broken.ckpt");
+    std::fs::write(&broken, b"TINYMOE\0 and then nothing useful").unwrap();
+    assert_clean_error(&tinymoe(&["generate", "--model", broken.to_str().unwrap()]), "broken.ckpt");
+}
+
+#[test]
+fn train_lm_rejects_bad_shapes_and_files() {
+    let dir = tmp_dir("lmbad");
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    assert_clean_error(&tinymoe(&["train", "lm", "--quick", "--heads", "5", "--out", out]), "heads = 5");
+    assert_clean_error(&tinymoe(&["train", "lm", "--quick", "--seq", "0", "--out", out]), "seq = 0");
+    let latin1 = dir.join("latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9 au lait").unwrap();
+    assert_clean_error(
+        &tinymoe(&["train", "lm", "--quick", "--text", latin1.to_str().unwrap(), "--out", out]),
+        "UTF-8",
+    );
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "too short").unwrap();
+    assert_clean_error(
+        &tinymoe(&["train", "lm", "--quick", "--text", short.to_str().unwrap(), "--out", out]),
+        "short.txt",
+    );
 }

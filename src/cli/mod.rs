@@ -2,6 +2,7 @@
 //! prints; errors come back as `anyhow` chains and `main` prints them once.
 
 mod bench;
+mod lm;
 mod progress;
 mod train;
 
@@ -24,6 +25,12 @@ pub enum Command {
     /// Train a classifier (an MLP or a dense MoE of MLPs) from a preset, with any setting
     /// overridden by a flag; writes metrics.csv, config.json and PNGs into --out.
     Train(Box<train::TrainArgs>),
+    /// Continue a prompt with a language model trained by `tinymoe train lm` (greedy,
+    /// temperature and top-k sampling, seeded; a KV cache makes each token O(context)).
+    Generate(lm::GenerateArgs),
+    /// Draw a trained language model's attention weights for a text: one PNG per layer,
+    /// one panel per head, tokens on both axes.
+    Attention(lm::AttentionArgs),
     /// Time one training step of a BENCH.md workload; prints one JSON line (the schema of
     /// ../shared/bench/compare and the PyTorch/NumPy references).
     Bench(bench::BenchArgs),
@@ -35,6 +42,8 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => train::demo(a),
         Command::Train(a) => train::train(*a),
+        Command::Generate(a) => lm::generate(a),
+        Command::Attention(a) => lm::attention(a),
         Command::Bench(a) => bench::bench(a),
     }
 }

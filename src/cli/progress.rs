@@ -18,8 +18,12 @@ pub fn bar(total: usize, what: &str) -> ProgressBar {
     pb
 }
 
-/// Moves the bar to this step and shows the loss and samples/s.
+/// Moves the bar to this step and shows the loss and samples/s (tokens/s for an LM).
 pub fn update(pb: &ProgressBar, p: &Progress) {
     pb.set_position(p.step as u64);
-    pb.set_message(format!("epoch {}  loss {:.4}  {:.0} samples/s", p.epoch, p.loss, p.samples_per_s));
+    let speed = match p.tokens_per_s {
+        Some(t) => format!("{t:.0} tokens/s"),
+        None => format!("{:.0} samples/s", p.samples_per_s),
+    };
+    pb.set_message(format!("epoch {}  loss {:.4}  {speed}", p.epoch, p.loss));
 }

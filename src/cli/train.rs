@@ -6,6 +6,7 @@ use crate::data::{self, Dataset};
 use crate::engine::init::{self, streams};
 use crate::engine::optim::{Kind, Schedule};
 use crate::error::Error;
+use crate::io::write_atomic;
 use crate::models::classifier::{self, Classifier};
 use crate::plot::line::{line_chart, Series};
 use crate::plot::regions::{region_map, RegionMap};
@@ -27,6 +28,22 @@ pub struct Spec {
     pub experts: usize,
     pub gate_hidden: Vec<usize>,
     pub dropout: f64,
+    #[serde(flatten)]
+    pub training: TrainingSpec,
+    /// A CSV file (features…, label); None = the built-in spirals.
+    pub data: Option<PathBuf>,
+    pub spiral_classes: usize,
+    pub spiral_points_per_class: usize,
+    /// How many times each arm winds around the centre (more turns: a harder problem).
+    pub spiral_turns: f64,
+    /// Std of the angular noise, in radians.
+    pub spiral_noise: f64,
+    pub val_fraction: f64,
+}
+
+/// How to train, for any model: saved (flattened) in every config.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingSpec {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -39,15 +56,6 @@ pub struct Spec {
     pub warmup_steps: usize,
     pub clip: Option<f64>,
     pub seed: u64,
-    /// A CSV file (features…, label); None = the built-in spirals.
-    pub data: Option<PathBuf>,
-    pub spiral_classes: usize,
-    pub spiral_points_per_class: usize,
-    /// How many times each arm winds around the centre (more turns: a harder problem).
-    pub spiral_turns: f64,
-    /// Std of the angular noise, in radians.
-    pub spiral_noise: f64,
-    pub val_fraction: f64,
 }
 
 /// The presets `--preset` accepts.
@@ -62,16 +70,18 @@ pub fn preset(name: &str) -> Result<Spec, Error> {
         experts: 4,
         gate_hidden: vec![64],
         dropout: 0.0,
-        epochs: 60,
-        batch_size: 64,
-        lr: 3e-3,
-        optimizer: "adam".into(),
-        momentum: 0.9,
-        weight_decay: 0.0,
-        schedule: "cosine".into(),
-        warmup_steps: 50,
-        clip: Some(5.0),
-        seed: 42,
+        training: TrainingSpec {
+            epochs: 60,
+            batch_size: 64,
+            lr: 3e-3,
+            optimizer: "adam".into(),
+            momentum: 0.9,
+            weight_decay: 0.0,
+            schedule: "cosine".into(),
+            warmup_steps: 50,
+            clip: Some(5.0),
+            seed: 42,
+        },
         data: None,
         spiral_classes: 5,
         spiral_points_per_class: 1000,
@@ -87,8 +97,11 @@ pub fn preset(name: &str) -> Result<Spec, Error> {
 }
 
 #[derive(Debug, Args)]
-#[command(allow_negative_numbers = true)]
+#[command(allow_negative_numbers = true, args_conflicts_with_subcommands = true)]
 pub struct TrainArgs {
+    /// What to train instead of a classifier.
+    #[command(subcommand)]
+    pub what: Option<What>,
     /// Starting point for every setting (spirals-mlp, spirals-moe); flags override it.
     #[arg(long, default_value = "spirals-mlp")]
     pub preset: String,
@@ -136,6 +149,14 @@ pub struct TrainArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// A byte-level causal transformer language model on built-in text (or --text FILE):
+    /// validation loss and perplexity per epoch, loss curve, attention maps, a sample, and a
+    /// checkpoint for `tinymoe generate`.
+    Lm(crate::cli::lm::LmArgs),
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Results folder.
@@ -152,9 +173,14 @@ fn apply_overrides(mut s: Spec, a: &TrainArgs) -> Spec {
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = &a.$field { s.$field = v.clone(); } )* };
     }
-    set!(model, hidden, experts, dropout, epochs, batch_size, lr, optimizer, weight_decay, schedule, seed);
+    set!(model, hidden, experts, dropout);
+    let t = &mut s.training;
+    macro_rules! set_training {
+        ($($field:ident),*) => { $( if let Some(v) = &a.$field { t.$field = v.clone(); } )* };
+    }
+    set_training!(epochs, batch_size, lr, optimizer, weight_decay, schedule, seed);
     if a.clip.is_some() {
-        s.clip = a.clip;
+        t.clip = a.clip;
     }
     if a.data.is_some() {
         s.data = a.data.clone();
@@ -163,7 +189,7 @@ fn apply_overrides(mut s: Spec, a: &TrainArgs) -> Spec {
 }
 
 /// Turns a spec into the engine's training config, rejecting out-of-range values.
-fn to_config(s: &Spec, steps_per_epoch: usize) -> Result<Config, Error> {
+pub(crate) fn to_config(s: &TrainingSpec, steps_per_epoch: usize) -> Result<Config, Error> {
     let optimizer = match s.optimizer.as_str() {
         "sgd" => Kind::Sgd { momentum: s.momentum },
         "adam" => Kind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: s.weight_decay },
@@ -211,7 +237,7 @@ fn build_model(s: &Spec, d_in: usize, classes: usize) -> Result<Classifier<f32>,
     if s.hidden.contains(&0) {
         return Err(Error::bad_value("hidden", format!("{:?}", s.hidden), "every layer width must be ≥ 1"));
     }
-    let mut rng = init::stream(s.seed, streams::INIT);
+    let mut rng = init::stream(s.training.seed, streams::INIT);
     match s.model.as_str() {
         "mlp" => Ok(classifier::init_mlp(d_in, &s.hidden, classes, s.dropout, &mut rng)),
         "moe" => {
@@ -233,14 +259,14 @@ fn load_data(s: &Spec) -> anyhow::Result<(Dataset, Dataset)> {
             s.spiral_classes,
             s.spiral_turns,
             s.spiral_noise,
-            s.seed,
+            s.training.seed,
         ),
     };
     if !(s.val_fraction > 0.0 && s.val_fraction < 1.0) {
         return Err(Error::bad_value("val_fraction", s.val_fraction, "must be in (0, 1)").into());
     }
     let mut order: Vec<usize> = (0..all.len()).collect();
-    order.shuffle(&mut init::stream(s.seed, streams::DATA));
+    order.shuffle(&mut init::stream(s.training.seed, streams::DATA));
     let n_val = ((all.len() as f64 * s.val_fraction).round() as usize).clamp(1, all.len().saturating_sub(1).max(1));
     if all.len() < 2 {
         return Err(Error::bad_value("rows", all.len(), "need at least 2 rows (train and validation)").into());
@@ -261,7 +287,7 @@ pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
     let (train_set, val) = load_data(s)?;
     let model_classes = train_set.classes.max(val.classes);
     let mut model = build_model(s, train_set.x.ncols(), model_classes)?;
-    let cfg = to_config(s, train_set.len().div_ceil(s.batch_size.max(1)))?;
+    let cfg = to_config(&s.training, train_set.len().div_ceil(s.training.batch_size.max(1)))?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(s)?.as_bytes())?;
 
@@ -294,14 +320,6 @@ pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
     Ok(Outcome { history, model, val, seconds })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a crash
-/// mid-write leaves the old file, never half of the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 fn write_metrics(path: &Path, h: &History) -> Result<(), Error> {
     let mut csv = String::from("epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
     for e in &h.epochs {
@@ -313,7 +331,7 @@ fn write_metrics(path: &Path, h: &History) -> Result<(), Error> {
     write_atomic(path, csv.as_bytes())
 }
 
-fn moving_average(pts: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
+pub(crate) fn moving_average(pts: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
     pts.windows(w.min(pts.len()).max(1))
         .map(|win| (win[win.len() - 1].0, win.iter().map(|p| p.1).sum::<f64>() / win.len() as f64))
         .collect()
@@ -365,7 +383,7 @@ fn draw_maps(model: &Classifier<f32>, val: &Dataset, out: &Path, label: &str) ->
     Ok(())
 }
 
-fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+pub(crate) fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         if n == 0 {
             return Err(Error::bad_value("threads", 0, "need at least 1 thread").into());
@@ -376,6 +394,9 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
 }
 
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    if let Some(What::Lm(lm_args)) = a.what {
+        return crate::cli::lm::train_lm(lm_args);
+    }
     set_threads(a.threads)?;
     let spec = apply_overrides(preset(&a.preset)?, &a);
     let label = spec.data.as_ref().map_or(spec.preset.clone(), |p| p.display().to_string());
@@ -388,9 +409,9 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("tinymoe demo: an MLP and a 4-expert mixture learn five interleaved spirals, every gradient by hand\n");
     for name in ["spirals-mlp", "spirals-moe"] {
         let mut spec = preset(name)?;
-        spec.seed = a.seed;
+        spec.training.seed = a.seed;
         if a.quick {
-            spec.epochs = 3;
+            spec.training.epochs = 3;
             spec.spiral_points_per_class = 100;
         }
         let out = a.out.join(name);
@@ -404,7 +425,10 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
 fn print_summary(label: &str, s: &Spec, o: &Outcome, out: &Path) {
     let last = o.history.epochs.last();
     let first = o.history.epochs.first();
-    println!("== {label} ({} model, {} epochs, seed {}, {:.1} s)", s.model, s.epochs, s.seed, o.seconds);
+    println!(
+        "== {label} ({} model, {} epochs, seed {}, {:.1} s)",
+        s.model, s.training.epochs, s.training.seed, o.seconds
+    );
     if let (Some(f), Some(l)) = (first, last) {
         println!("   validation loss      {:.4} after epoch 1 → {:.4} after epoch {}", f.val_loss, l.val_loss, l.epoch);
         println!("   validation accuracy  {:.1} % → {:.1} %", 100.0 * f.val_acc, 100.0 * l.val_acc);

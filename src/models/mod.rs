@@ -4,4 +4,5 @@
 //! io, experiments or the CLI, and take plain arrays.
 
 pub mod classifier;
+pub mod generate;
 pub mod transformer_lm;

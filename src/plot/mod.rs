@@ -4,6 +4,7 @@
 //! engine, moe or models. Text is drawn with an embedded DejaVu Sans, so a PNG renders the
 //! same on any machine, with no system fonts.
 
+pub mod heatmap;
 pub mod line;
 pub mod regions;
 

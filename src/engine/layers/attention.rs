@@ -231,3 +231,67 @@ impl<F: Float> Tensors<F> for Grads<F> {
         t
     }
 }
+
+/// The keys and values of the tokens seen so far, for decoding one token at a time.
+///
+/// Generating token t with a full forward recomputes K and V of all t earlier tokens: O(t²)
+/// work per token. But under a causal mask a token's K and V never change once computed (it
+/// sees only its past), so they can be kept: each new token computes its own q, k, v, appends
+/// k and v here, and attends over the stored rows — O(t·D) per token.
+#[derive(Debug, Clone)]
+pub struct KvCache<F> {
+    /// [capacity, D]; rows 0..len are filled.
+    keys: Array2<F>,
+    values: Array2<F>,
+    len: usize,
+}
+
+impl<F: Float> KvCache<F> {
+    /// Room for `capacity` tokens (the model's max_seq) of width `d_model`.
+    pub fn new(capacity: usize, d_model: usize) -> Self {
+        KvCache { keys: Array2::zeros((capacity, d_model)), values: Array2::zeros((capacity, d_model)), len: 0 }
+    }
+    /// Tokens stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Forgets every token (the buffers are kept).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// One new token x [1, D] at position `kv.len()` attends to itself and every stored token
+/// (the causal mask, implicitly): returns y [1, D] and appends the token's k and v to `kv`.
+/// Equal, up to rounding, to the last row of `forward` over the whole sequence.
+pub fn forward_step<F: Float>(p: &Params<F>, x: ArrayView2<F>, kv: &mut KvCache<F>) -> Array2<F> {
+    let d_model = x.ncols();
+    assert_eq!(x.nrows(), 1, "attention step: x has {} rows, expected one token", x.nrows());
+    let t = kv.len;
+    assert!(t < kv.keys.nrows(), "attention step: the KV cache is full ({} tokens)", kv.keys.nrows());
+    let heads = p.n_heads;
+    let d_head = d_model / heads;
+    let scale = F::lit(1.0 / (d_head as f64).sqrt());
+    let (q, _) = linear::forward(&p.q, x);
+    let (k, _) = linear::forward(&p.k, x);
+    let (v, _) = linear::forward(&p.v, x);
+    kv.keys.row_mut(t).assign(&k.row(0));
+    kv.values.row_mut(t).assign(&v.row(0));
+    kv.len += 1;
+    let (keys, values) = (kv.keys.slice(s![..=t, ..]), kv.values.slice(s![..=t, ..]));
+    let mut out = Array2::<F>::zeros((1, d_model));
+    for h in 0..heads {
+        let cols = h * d_head..(h + 1) * d_head;
+        // s_j = q·k_j/√Dh for j ≤ t, softmax, o = Σ_j p_j·v_j.
+        let k_h = keys.slice(s![.., cols.clone()]);
+        let scores: ndarray::Array1<F> = k_h.dot(&q.slice(s![0, cols.clone()]));
+        let mut scores = scores.mapv(|s| s * scale).insert_axis(Axis(0));
+        softmax_inplace(&mut scores);
+        let o = scores.row(0).dot(&values.slice(s![.., cols.clone()]));
+        out.slice_mut(s![0, cols]).assign(&o);
+    }
+    linear::forward(&p.o, out.view()).0
+}

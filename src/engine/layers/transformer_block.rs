@@ -124,6 +124,16 @@ pub fn backward_stack<F: Float>(
     (dh, grads)
 }
 
+/// One new token x [1, D] through the block in eval mode, reading and extending its
+/// attention's KV cache: the incremental twin of [`forward`] for generation.
+pub fn forward_step<F: Float>(p: &Params<F>, x: ArrayView2<F>, kv: &mut attention::KvCache<F>) -> Array2<F> {
+    let (a, _) = layer_norm::forward(&p.ln1, x);
+    let h = &x + &attention::forward_step(&p.attn, a.view(), kv);
+    let (m, _) = layer_norm::forward(&p.ln2, h.view());
+    let (m, _) = mlp::forward(&p.mlp, m.view(), &mut Mode::Eval);
+    h + &m
+}
+
 impl<F: Float> Tensors<F> for Params<F> {
     fn tensors(&self) -> Vec<Named<'_, F>> {
         let mut t = prefixed("ln1", self.ln1.tensors());

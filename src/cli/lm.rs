@@ -1,0 +1,506 @@
+//! `tinymoe train lm`, `tinymoe generate` and `tinymoe attention`: a byte-level causal
+//! language model trained on built-in text (or a file), text sampled from it, and its
+//! attention maps.
+//!
+//! A results folder holds: config.json, metrics.csv (per epoch: train and validation loss,
+//! perplexity, tokens/s), loss_curve.png, model.ckpt (saved after every epoch, atomically),
+//! sample.txt, and attention_layer{L}.png for a sentence of the text.
+
+use crate::checkpoint;
+use crate::cli::progress;
+use crate::cli::train::{moving_average, set_threads, to_config, TrainingSpec};
+use crate::data::text::{self, Windows};
+use crate::data::tokenizer::{Bytes, Tokenizer};
+use crate::engine::init::{self, streams};
+use crate::error::Error;
+use crate::io::write_atomic;
+use crate::models::generate::{self, Decode, Sampling};
+use crate::models::transformer_lm::{self as lm, Config as LmConfig};
+use crate::plot::heatmap::attention_grid;
+use crate::plot::line::{line_chart, Series};
+use crate::train::{self, LmEpoch, LmHistory};
+use anyhow::Context;
+use clap::Args;
+use ndarray::{s, Array2};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The checkpoint kind of a language model.
+pub const KIND: &str = "transformer_lm";
+
+/// Everything that defines an LM run; saved as config.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct LmSpec {
+    /// A UTF-8 text file; None = the built-in text (the first chapters of the tinymoe book).
+    pub text: Option<PathBuf>,
+    pub tokenizer: String,
+    /// Context length: positions per training window, and the model's max_seq.
+    pub seq: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub n_layers: usize,
+    pub dropout: f64,
+    pub tie_head: bool,
+    pub val_fraction: f64,
+    #[serde(flatten)]
+    pub training: TrainingSpec,
+}
+
+impl Default for LmSpec {
+    fn default() -> Self {
+        LmSpec {
+            text: None,
+            tokenizer: "bytes".into(),
+            seq: 128,
+            d_model: 128,
+            n_heads: 4,
+            d_ff: 512,
+            n_layers: 2,
+            dropout: 0.1,
+            tie_head: true,
+            val_fraction: 0.1,
+            training: TrainingSpec {
+                epochs: 12,
+                batch_size: 16,
+                lr: 2e-3,
+                optimizer: "adamw".into(),
+                momentum: 0.9,
+                weight_decay: 0.01,
+                schedule: "cosine".into(),
+                warmup_steps: 30,
+                clip: Some(1.0),
+                seed: 42,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct LmArgs {
+    /// A UTF-8 text file to learn (default: the built-in text, the first chapters of the
+    /// tinymoe book, about 75 KB).
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Context length in tokens (bytes).
+    #[arg(long)]
+    pub seq: Option<usize>,
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// Attention heads (must divide d_model).
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Feed-forward width.
+    #[arg(long)]
+    pub d_ff: Option<usize>,
+    /// Transformer blocks.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Dropout in the blocks' MLPs, in [0, 1).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// A separate output head instead of the token table (tied by default).
+    #[arg(long)]
+    pub untied: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Windows per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// sgd, adam or adamw.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Clip the global gradient norm to this (> 0).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Share of the text held out for validation (its end), in (0, 1).
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Rayon threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// A tiny model for one epoch (seconds; used by the tests).
+    #[arg(long)]
+    pub quick: bool,
+    /// Results folder.
+    #[arg(long, default_value = "results/lm")]
+    pub out: PathBuf,
+}
+
+fn spec_from(a: &LmArgs) -> LmSpec {
+    let mut s = LmSpec::default();
+    if a.quick {
+        s = LmSpec { seq: 32, d_model: 32, n_heads: 2, d_ff: 64, n_layers: 1, ..s };
+        s.training.epochs = 1;
+        s.training.warmup_steps = 5;
+    }
+    s.text = a.text.clone();
+    macro_rules! set {
+        ($($arg:ident => $field:ident),*) => { $( if let Some(v) = &a.$arg { s.$field = v.clone(); } )* };
+    }
+    set!(seq => seq, d_model => d_model, heads => n_heads, d_ff => d_ff, layers => n_layers, dropout => dropout,
+         val_fraction => val_fraction);
+    let t = &mut s.training;
+    macro_rules! set_training {
+        ($($field:ident),*) => { $( if let Some(v) = &a.$field { t.$field = v.clone(); } )* };
+    }
+    set_training!(epochs, batch_size, lr, optimizer, weight_decay, seed);
+    if a.clip.is_some() {
+        t.clip = a.clip;
+    }
+    s.tie_head = !a.untied;
+    s
+}
+
+/// The model's shape from a spec, every value checked.
+fn model_config(s: &LmSpec, vocab: usize) -> Result<LmConfig, Error> {
+    for (name, v) in
+        [("seq", s.seq), ("d_model", s.d_model), ("heads", s.n_heads), ("d_ff", s.d_ff), ("layers", s.n_layers)]
+    {
+        if v == 0 {
+            return Err(Error::bad_value(name, 0, "must be at least 1"));
+        }
+    }
+    if s.d_model % s.n_heads != 0 {
+        return Err(Error::bad_value(
+            "heads",
+            s.n_heads,
+            &format!("must divide d_model = {} (each head gets d_model / heads columns)", s.d_model),
+        ));
+    }
+    if !(0.0..1.0).contains(&s.dropout) {
+        return Err(Error::bad_value("dropout", s.dropout, "must be in [0, 1)"));
+    }
+    if !(s.val_fraction > 0.0 && s.val_fraction < 1.0) {
+        return Err(Error::bad_value("val_fraction", s.val_fraction, "must be in (0, 1)"));
+    }
+    Ok(LmConfig {
+        vocab,
+        max_seq: s.seq,
+        d_model: s.d_model,
+        n_heads: s.n_heads,
+        d_ff: s.d_ff,
+        n_layers: s.n_layers,
+        dropout: s.dropout,
+        pad_id: None,
+        tie_head: s.tie_head,
+    })
+}
+
+fn read_text(path: &Path) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| Error::Malformed {
+        path: path.to_path_buf(),
+        line: 0,
+        problem: format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+/// `tinymoe train lm`.
+pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let spec = spec_from(&a);
+    let text = match &spec.text {
+        Some(path) => read_text(path)?,
+        None => text::builtin(),
+    };
+    let tok = Bytes;
+    let cfg = model_config(&spec, tok.vocab_size())?;
+    let tokens = tok.encode(&text);
+    let (train_tokens, val_tokens) = text::split(&tokens, spec.val_fraction);
+    let val = Windows::new(val_tokens, spec.seq);
+    let source = spec.text.as_ref().map_or("the built-in text".to_string(), |p| p.display().to_string());
+    if val.is_empty() {
+        return Err(Error::bad_value(
+            "val_fraction",
+            spec.val_fraction,
+            &format!(
+                "holds out {} of {} tokens: fewer than one window of seq + 1 = {}",
+                (tokens.len() as f64 * spec.val_fraction).round(),
+                tokens.len(),
+                spec.seq + 1
+            ),
+        ))
+        .with_context(|| format!("learning {source}"));
+    }
+    let windows_per_epoch = Windows::new(train_tokens, spec.seq).len();
+    let train_cfg = to_config(&spec.training, windows_per_epoch.div_ceil(spec.training.batch_size.max(1)))?;
+    let mut model = lm::init::<f32>(cfg, &mut init::stream(spec.training.seed, streams::INIT));
+
+    let out = &a.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&spec)?.as_bytes())?;
+    println!(
+        "tinymoe train lm: a {}-block byte-level transformer ({} parameters) learns {source} \
+         ({} training tokens, {} held out), every gradient by hand\n",
+        cfg.n_layers,
+        crate::engine::params::count(&model),
+        train_tokens.len(),
+        val_tokens.len(),
+    );
+
+    let total = train_cfg.epochs * windows_per_epoch.div_ceil(train_cfg.batch_size);
+    let bar = progress::bar(total, "lm");
+    let ckpt = out.join("model.ckpt");
+    let started = Instant::now();
+    let history = train::fit_lm(
+        &mut model,
+        train_tokens,
+        spec.seq,
+        &val,
+        &train_cfg,
+        &mut |p| progress::update(&bar, p),
+        &mut |e, m| {
+            bar.suspend(|| print_epoch(e));
+            save(&ckpt, m, &spec, e)
+        },
+    )
+    .with_context(|| format!("training the language model on {source}"))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+
+    write_metrics(&out.join("metrics.csv"), &history)?;
+    draw_loss(&out.join("loss_curve.png"), &history, windows_per_epoch.div_ceil(train_cfg.batch_size))?;
+    // A sentence from the held-out text, for the attention maps; a continuation of it, sampled.
+    let prompt = prompt_from(val_tokens, spec.seq.min(48));
+    let maps = draw_attention(&model, &prompt, &tok, out)?;
+    let how = Sampling { temperature: 0.8, top_k: Some(20) };
+    let new = generate::generate(&model, &prompt, 200, how, Decode::KvCache, &mut init::rng(spec.training.seed));
+    let sample = format!("{}{}", tok.decode(&prompt), tok.decode(&new));
+    write_atomic(&out.join("sample.txt"), sample.as_bytes())?;
+
+    let (first, last) = (&history.epochs[0], history.epochs.last().expect("at least one epoch"));
+    println!("\n== byte-level LM ({} epochs, seed {}, {seconds:.1} s)", train_cfg.epochs, spec.training.seed);
+    println!(
+        "   validation loss        {:.3} → {:.3} nats/token  (uniform guess: ln 256 = {:.3})",
+        first.val_loss,
+        last.val_loss,
+        256f64.ln()
+    );
+    println!(
+        "   validation perplexity  {:.1} → {:.1}   ({:.2} bits per byte)",
+        first.val_perplexity(),
+        last.val_perplexity(),
+        last.val_loss / std::f64::consts::LN_2
+    );
+    println!("   speed                  {:.0} tokens/s (training)", last.tokens_per_s);
+    println!("   sample (temperature 0.8, top-k 20, seed {}):\n", spec.training.seed);
+    for line in sample.lines().take(12) {
+        println!("   | {line}");
+    }
+    let mut files = vec!["config.json".to_string(), "metrics.csv".into(), "loss_curve.png".into()];
+    files.extend(maps);
+    files.extend(["model.ckpt".into(), "sample.txt".into()]);
+    println!("\n   wrote {}/{{{}}}", out.display(), files.join(", "));
+    println!(
+        "   next: tinymoe generate --model {} --prompt \"The \"   |   tinymoe attention --model {} --text \"...\"",
+        ckpt.display(),
+        ckpt.display()
+    );
+    Ok(())
+}
+
+/// Up to `n` tokens starting at the first line break of `tokens` (so the prompt starts a line).
+fn prompt_from(tokens: &[usize], n: usize) -> Vec<usize> {
+    let start = tokens.iter().position(|&t| t == usize::from(b'\n')).map_or(0, |i| i + 1);
+    let rest = &tokens[start.min(tokens.len().saturating_sub(n))..];
+    rest[..n.min(rest.len())].to_vec()
+}
+
+fn print_epoch(e: &LmEpoch) {
+    println!(
+        "epoch {:>3}  train loss {:.3}  val loss {:.3}  val perplexity {:>6.2}  {:>7.0} tokens/s  {:.1} s",
+        e.epoch,
+        e.train_loss,
+        e.val_loss,
+        e.val_perplexity(),
+        e.tokens_per_s,
+        e.seconds
+    );
+}
+
+fn save(path: &Path, model: &lm::Params<f32>, spec: &LmSpec, e: &LmEpoch) -> crate::Result<()> {
+    let meta = serde_json::json!({
+        "tokenizer": spec.tokenizer,
+        "epoch": e.epoch,
+        "val_loss": e.val_loss,
+        "train_loss": e.train_loss,
+        "seed": spec.training.seed,
+    });
+    checkpoint::save(path, KIND, &model.config, model, meta)
+}
+
+fn write_metrics(path: &Path, h: &LmHistory) -> crate::Result<()> {
+    let mut csv = String::from("epoch,train_loss,val_loss,val_perplexity,tokens_per_s,seconds\n");
+    for e in &h.epochs {
+        csv += &format!(
+            "{},{:.6},{:.6},{:.4},{:.0},{:.3}\n",
+            e.epoch,
+            e.train_loss,
+            e.val_loss,
+            e.val_perplexity(),
+            e.tokens_per_s,
+            e.seconds
+        );
+    }
+    write_atomic(path, csv.as_bytes())
+}
+
+fn draw_loss(path: &Path, h: &LmHistory, steps_per_epoch: usize) -> crate::Result<()> {
+    let steps: Vec<(f64, f64)> = h.step_losses.iter().enumerate().map(|(i, &l)| (i as f64 + 1.0, l)).collect();
+    let smooth = moving_average(&steps, 25);
+    let val: Vec<(f64, f64)> = h.epochs.iter().map(|e| ((e.epoch * steps_per_epoch) as f64, e.val_loss)).collect();
+    line_chart(
+        path,
+        "byte-level LM: next-token cross-entropy (nats)",
+        "step",
+        "loss",
+        &[
+            Series { name: "train (per batch)", points: &steps },
+            Series { name: "train (moving avg. 25)", points: &smooth },
+            Series { name: "validation (per epoch)", points: &val },
+        ],
+    )
+}
+
+/// attention_layer{L}.png for every layer: one panel per head, tokens on both axes.
+fn draw_attention(
+    model: &lm::Params<f32>,
+    ids: &[usize],
+    tok: &dyn Tokenizer,
+    out: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let row = Array2::from_shape_vec((1, ids.len()), ids.to_vec()).expect("one row");
+    let (_, cache) = lm::forward(model, row.view(), row.view(), &mut crate::engine::layers::Mode::Eval);
+    let labels: Vec<String> = ids.iter().map(|&t| tok.token_text(t)).collect();
+    let mut files = Vec::new();
+    for layer in 0..model.config.n_layers {
+        let probs = cache.attention(layer).slice(s![0, .., .., ..]).mapv(f64::from);
+        let name = format!("attention_layer{layer}.png");
+        attention_grid(
+            &out.join(&name),
+            &format!("layer {layer}: attention weights per head (row: query token, column: key token)"),
+            probs.view(),
+            &labels,
+            &labels,
+        )?;
+        files.push(name);
+    }
+    Ok(files)
+}
+
+/// Loads an LM checkpoint, with the tokeniser it was trained with.
+fn load_model(path: &Path) -> anyhow::Result<(lm::Params<f32>, Bytes)> {
+    let (header, model): (_, lm::Params<f32>) = checkpoint::load(path, KIND)?;
+    match header.meta.get("tokenizer").and_then(|t| t.as_str()) {
+        Some("bytes") | None => Ok((model, Bytes)),
+        Some(other) => Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem: format!("it was trained with the {other:?} tokeniser, which this command cannot load yet"),
+        }
+        .into()),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A checkpoint written by `tinymoe train lm`.
+    #[arg(long, default_value = "results/lm/model.ckpt")]
+    pub model: PathBuf,
+    /// The text to continue.
+    #[arg(long, default_value = "The ")]
+    pub prompt: String,
+    /// How many tokens to generate.
+    #[arg(long, default_value_t = 300)]
+    pub tokens: usize,
+    /// Softmax temperature (> 0); lower is more conservative.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f64,
+    /// Sample among the k most likely tokens only (0: all).
+    #[arg(long, default_value_t = 20)]
+    pub top_k: usize,
+    /// Always take the most likely token (ignores temperature, top-k and seed).
+    #[arg(long)]
+    pub greedy: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Recompute the whole context for every token instead of using the KV cache (slow: for
+    /// comparing).
+    #[arg(long)]
+    pub recompute: bool,
+}
+
+/// `tinymoe generate`.
+pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    let (model, tok) = load_model(&a.model)?;
+    if !(a.greedy || (a.temperature.is_finite() && a.temperature > 0.0)) {
+        return Err(
+            Error::bad_value("temperature", a.temperature, "must be a finite number > 0 (or use --greedy)").into()
+        );
+    }
+    let prompt = tok.encode(&a.prompt);
+    if prompt.is_empty() {
+        return Err(Error::bad_value("prompt", "\"\"", "needs at least one character to continue").into());
+    }
+    let how = if a.greedy {
+        Sampling::GREEDY
+    } else {
+        Sampling { temperature: a.temperature, top_k: (a.top_k > 0).then_some(a.top_k) }
+    };
+    let decode = if a.recompute { Decode::Recompute } else { Decode::KvCache };
+    let started = Instant::now();
+    let new = generate::generate(&model, &prompt, a.tokens, how, decode, &mut init::rng(a.seed));
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{}{}", a.prompt, tok.decode(&new));
+    eprintln!(
+        "\n[{} tokens in {seconds:.2} s: {:.0} tokens/s, {}; {}]",
+        new.len(),
+        new.len() as f64 / seconds.max(1e-9),
+        if a.recompute { "full recompute" } else { "KV cache" },
+        if a.greedy {
+            "greedy".to_string()
+        } else {
+            format!("temperature {}, top-k {}, seed {}", a.temperature, a.top_k, a.seed)
+        }
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct AttentionArgs {
+    /// A checkpoint written by `tinymoe train lm`.
+    #[arg(long, default_value = "results/lm/model.ckpt")]
+    pub model: PathBuf,
+    /// The input whose attention to draw (at most the model's context length).
+    #[arg(long)]
+    pub text: String,
+    /// Output folder for attention_layer{L}.png.
+    #[arg(long, default_value = "results/attention")]
+    pub out: PathBuf,
+}
+
+/// `tinymoe attention`.
+pub fn attention(a: AttentionArgs) -> anyhow::Result<()> {
+    let (model, tok) = load_model(&a.model)?;
+    let ids = tok.encode(&a.text);
+    if ids.is_empty() || ids.len() > model.config.max_seq {
+        return Err(Error::bad_value(
+            "text",
+            format!("{} tokens", ids.len()),
+            &format!("must be 1 to {} tokens (the model's context length)", model.config.max_seq),
+        )
+        .into());
+    }
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let files = draw_attention(&model, &ids, &tok, &a.out)?;
+    println!("wrote {}/{{{}}}", a.out.display(), files.join(", "));
+    Ok(())
+}
