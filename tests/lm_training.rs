@@ -50,3 +50,59 @@ fn a_tiny_lm_learns_a_repeated_text() {
 fn lm_training_is_reproducible() {
     assert_eq!(train(7, 5), train(7, 5));
 }
+
+/// The margin the issue asks for: on held-out text, a tiny byte-level LM trained for three short
+/// epochs (well under a second) must cut the validation loss from ≈ ln 256 = 5.55 nats (the
+/// untrained model) by at least 2 nats, and the last epoch must beat the first. (Measured:
+/// 5.505 → 3.68 after epoch 1 → 3.28 after epoch 3.)
+#[test]
+fn validation_loss_of_a_tiny_lm_falls_by_two_nats_on_held_out_text() {
+    use tinymoe::data::text::{self, Windows};
+    use tinymoe::data::tokenizer::{Bytes, Tokenizer};
+    use tinymoe::engine::optim::Schedule;
+    use tinymoe::train::{fit_lm, Config as TrainConfig};
+
+    let tokens = Bytes.encode(&text::builtin());
+    let (train_tokens, val_tokens) = text::split(&tokens[..24_000], 0.1);
+    let seq = 32;
+    let val = Windows::new(val_tokens, seq);
+    let cfg = Config {
+        vocab: 256,
+        max_seq: seq,
+        d_model: 32,
+        n_heads: 2,
+        d_ff: 64,
+        n_layers: 1,
+        dropout: 0.0,
+        pad_id: None,
+        tie_head: true,
+    };
+    let mut model = lm::init::<f32>(cfg, &mut init::rng(3));
+    let before = lm::evaluate(&model, val.ids.view(), val.targets.view(), 64);
+    assert!((before - 256f64.ln()).abs() < 0.05, "untrained: {before}");
+    let train_cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        lr: 3e-3,
+        schedule: Schedule::Constant,
+        optimizer: Kind::adam(),
+        clip: Some(1.0),
+        seed: 3,
+        rules: vec![],
+    };
+    let history = fit_lm(&mut model, train_tokens, seq, &val, &train_cfg, &mut |_| {}, &mut |_, _| Ok(())).unwrap();
+    let (first, last) = (&history.epochs[0], &history.epochs[2]);
+    eprintln!("validation loss: untrained {before:.3}, epoch 1 {:.3}, epoch 3 {:.3}", first.val_loss, last.val_loss);
+    assert!(
+        last.val_loss < before - 2.0,
+        "validation loss {before:.3} → {:.3}: fell by less than 2 nats",
+        last.val_loss
+    );
+    assert!(
+        last.val_loss < first.val_loss,
+        "epoch 3 ({:.3}) did not beat epoch 1 ({:.3})",
+        last.val_loss,
+        first.val_loss
+    );
+    assert!((last.val_perplexity() - last.val_loss.exp()).abs() < 1e-9);
+}
