@@ -156,3 +156,64 @@ fn ch03_optimiser_steps_schedule_and_groups_behave() {
     assert_eq!(moved, ["0.0000", "0.0000"], "ch03: frozen layers moved: {frozen}");
     assert_contains(&out, "every hand-computed step and the L2-SP gradient check agree", "ch03");
 }
+
+#[test]
+fn ch04_attention_checks_pass_masks_hold_and_the_maps_are_drawn() {
+    let started = std::time::SystemTime::now();
+    let out = run("ch04_attention");
+    let ok = lines_tagged(&out, "ok");
+    assert!(ok.len() >= 50, "ch04 should run at least 50 checks, ran {}:\n{out}", ok.len());
+    for line in &ok {
+        assert!(rel_err(line) <= TOL, "ch04: {line}");
+    }
+    for name in [
+        "sdpa.dQ",
+        "sdpa.dK",
+        "sdpa.dV",
+        "attn.none.dx",
+        "attn.causal.dx",
+        "attn.padding.dx",
+        "attn.causal+padding.dx",
+        "attn.causal+padding.q.w",
+        "attn.causal+padding.k.w",
+        "attn.causal+padding.v.w",
+        "attn.causal+padding.o.b",
+        "block.dx",
+        "block.attn.q.w",
+        "block.mlp.layers.0.w",
+    ] {
+        report_line(&out, name);
+    }
+    let caught = lines_tagged(&out, "caught");
+    assert_eq!(caught.len(), 2, "ch04 breaks two gradients on purpose:\n{out}");
+    for line in &caught {
+        assert!(rel_err(line) > 1e-2, "ch04: a broken gradient got through: {line}");
+    }
+    assert!(lines_tagged(&out, "FAIL").is_empty() && lines_tagged(&out, "MISSED").is_empty(), "{out}");
+    assert_contains(&out, "matches the hand computation: true", "ch04");
+    assert_contains(&out, "naive softmax of [−∞, −∞, −∞] = [NaN, NaN, NaN]", "ch04");
+    assert_contains(
+        &out,
+        "query 0: P row = [0.000, 0.000, 0.000, 0.000, 0.000], row sum 0.000, y row = b_o: true",
+        "ch04",
+    );
+    assert_contains(&out, "any NaN in y: false", "ch04");
+    assert_contains(&out, "both broken gradients were caught", "ch04");
+
+    // The √d table: at d = 1024 the unscaled softmax is nearly one-hot, the scaled one is not.
+    let row = out.lines().find(|l| l.split_whitespace().next() == Some("1024")).expect("a row for d = 1024");
+    let cols: Vec<f64> = row.split_whitespace().map(|v| v.parse().expect("numbers")).collect();
+    let (raw_max_p, scaled_max_p) = (cols[2], cols[6]);
+    assert!(raw_max_p > 0.9 && scaled_max_p < 0.3, "ch04: d = 1024 row: {row}");
+
+    let pngs: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("wrote ")).collect();
+    assert_eq!(pngs.len(), 2, "ch04 draws one attention map per layer:\n{out}");
+    for png in pngs {
+        // The example writes relative to its working directory, which is this test's.
+        let path = Path::new(png);
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("ch04: {png}: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "ch04: {png} is not a PNG");
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).expect("an mtime");
+        assert!(modified >= started - std::time::Duration::from_secs(2), "ch04: {png} was not written by this run");
+    }
+}

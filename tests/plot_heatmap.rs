@@ -182,4 +182,8 @@ fn preview() {
     let tokens: Vec<String> =
         "hello world!".chars().map(|c| if c == ' ' { "␣".into() } else { c.to_string() }).collect();
     attention_grid(&dir.join("heads.png"), "attention, layer 0", w.view(), &tokens, &tokens).unwrap();
+    let (a, b) = (pattern(2, 3), Array2::from_elem((5, 2), f64::NAN));
+    let (ra, ca, rb, cb) = (labels("a", 2), labels("x", 3), labels("b", 5), labels("y", 2));
+    let panels = [Heatmap::new("a", a.view(), &ra, &ca), Heatmap::new("all NaN", b.view(), &rb, &cb)];
+    heatmap_grid(&dir.join("mixed.png"), "mixed sizes", &panels, 0).unwrap();
 }
