@@ -217,3 +217,62 @@ fn ch04_attention_checks_pass_masks_hold_and_the_maps_are_drawn() {
         assert!(modified >= started - std::time::Duration::from_secs(2), "ch04: {png} was not written by this run");
     }
 }
+
+#[test]
+fn ch05_block_and_lm_checks_pass_training_helps_and_the_kv_cache_equals_recompute() {
+    let out = run("ch05_transformer_lm");
+    let ok = lines_tagged(&out, "ok");
+    assert!(ok.len() >= 100, "ch05 should run at least 100 checks, ran {}:\n{out}", ok.len());
+    for line in &ok {
+        assert!(rel_err(line) <= TOL, "ch05: {line}");
+    }
+    for name in [
+        "block.dx",
+        "block.attn.q.w",
+        "block.mlp.layers.0.w",
+        "postln.dx",
+        "postln.ln1.weight",
+        "lm.embed.tok",
+        "lm.blocks.1.attn.o.w",
+        "lm.head.w",
+        "lm_tied.embed.tok",
+        "lm_tied.ln_f.weight",
+    ] {
+        report_line(&out, name);
+    }
+    assert!(lines_tagged(&out, "FAIL").is_empty(), "{out}");
+    assert_contains(&out, "padding targets are ignored: true", "ch05");
+    assert_contains(&out, "tied dtok = lookup dtok + (head dW)ᵀ", "ch05");
+    let tied = out.lines().find(|l| l.contains("tied dtok = lookup dtok")).expect("the tied-head line");
+    assert!(tied.ends_with(": true"), "ch05: the tied gradient is not the sum of its two paths: {tied}");
+    assert_contains(&out, "KV cache and recompute gave identical tokens: true", "ch05");
+
+    // The loss at initialisation is close to ln 256.
+    let init = out.lines().find(|l| l.contains("mean logsumexp(z)")).expect("the loss-at-init line");
+    let loss: f64 = init.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a loss after 'loss'");
+    assert!((loss - 256f64.ln()).abs() < 0.1, "ch05: loss at init {loss} is not ≈ ln 256: {init}");
+
+    // Training: the held-out loss falls, and below what byte frequencies alone achieve.
+    let fell = out.lines().find(|l| l.starts_with("validation loss fell: ")).expect("the training summary");
+    assert!(fell.starts_with("validation loss fell: true"), "ch05: {fell}");
+    let last_val: f64 =
+        fell.split('→').nth(1).and_then(|r| r.trim_start().split(')').next()).and_then(|v| v.parse().ok()).expect(fell);
+    let baseline = out.lines().find(|l| l.starts_with("baseline: ")).expect("the unigram baseline line");
+    let unigram: f64 =
+        baseline.split(" score ").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).expect(baseline);
+    assert!(last_val < unigram, "ch05: after training, val loss {last_val} is not below the unigram {unigram}");
+
+    // Pre-LN vs post-LN: 12 rows of 7 numbers (block, then three columns per weight scale).
+    let rows: Vec<Vec<f64>> = out
+        .lines()
+        .map(|l| l.split_whitespace().map(|v| v.parse::<f64>()).collect::<Result<Vec<_>, _>>())
+        .filter_map(|r| r.ok().filter(|cols| cols.len() == 7))
+        .collect();
+    assert_eq!(rows.len(), 12, "ch05 prints the gradient at each of 12 blocks:\n{out}");
+    for cols in &rows {
+        // Pre-LN's identity path delivers at least the top gradient to every block.
+        assert!(cols[1] > 0.99 && cols[4] > 0.99, "ch05: pre-LN lost gradient at block {}: {cols:?}", cols[0]);
+    }
+    let block0 = rows.iter().find(|c| c[0] == 0.0).expect("a row for block 0");
+    assert!(block0[6] < 0.05, "ch05: post-LN's residual-only path should fade by block 0: {block0:?}");
+}
