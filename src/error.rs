@@ -29,6 +29,13 @@ pub enum Error {
     /// Drawing a picture failed.
     #[error("{path}: could not draw the plot: {problem}")]
     Plot { path: PathBuf, problem: String },
+    /// A data file (IDX, .npy) or folder that cannot be used: wrong magic number, truncated,
+    /// sizes that disagree, corrupt compression, an empty topic folder.
+    #[error("{path}: {problem}")]
+    BadFile { path: PathBuf, problem: String },
+    /// A real data set that is not on this machine, and the command that fetches it.
+    #[error("{path}: {what} is not there; fetch it with `{fetch}`")]
+    MissingData { path: PathBuf, what: String, fetch: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,8 +2,10 @@
 //! prints; errors come back as `anyhow` chains and `main` prints them once.
 
 mod bench;
+mod data;
 mod lm;
 mod progress;
+mod tokenizer;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,12 @@ pub enum Command {
     /// Time one training step of a BENCH.md workload; prints one JSON line (the schema of
     /// ../shared/bench/compare and the PyTorch/NumPy references).
     Bench(bench::BenchArgs),
+    /// Tokenisers: train a byte-level BPE from scratch, show how a text is cut into tokens,
+    /// build a compact vocabulary for a corpus.
+    Tokenizer(tokenizer::TokenizerArgs),
+    /// Synthetic corpora: print a domain's samples with their tokens (`data show code`), or
+    /// every domain's diversity figures (`data stats`).
+    Data(data::DataArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -45,5 +53,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Generate(a) => lm::generate(a),
         Command::Attention(a) => lm::attention(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Tokenizer(a) => tokenizer::tokenizer(a),
+        Command::Data(a) => data::data(a),
     }
 }

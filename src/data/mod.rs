@@ -3,7 +3,15 @@
 //! Architecture invariant: data knows nothing of the engine's internals, moe or models;
 //! it validates what it reads and returns `tinymoe::Error` naming the file and line.
 
+pub mod batch;
+pub mod bpe;
+pub mod compact;
+pub mod corpora;
 pub mod csv;
+pub mod gpt2;
+pub mod mnist;
+pub mod npy;
+pub mod real_text;
 pub mod synthetic;
 pub mod text;
 pub mod tokenizer;

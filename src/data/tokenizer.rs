@@ -1,8 +1,17 @@
 //! Tokenisers: text ↔ token ids, behind one small interface.
 //!
-//! Today: byte-level (every UTF-8 byte is a token; 256 ids, nothing is ever unknown).
+//! - [`Bytes`]: every UTF-8 byte is a token; 256 ids, nothing is ever unknown.
+//! - [`crate::data::bpe::Bpe`]: a byte-level BPE trained from scratch on a corpus.
+//! - [`crate::data::gpt2::Gpt2`]: GPT-2's 50,257-token BPE, ids equal to GPT-2's.
+//! - [`crate::data::compact::Compact`]: any of these, restricted to the ids a corpus uses.
+//!
+//! [`from_spec`] builds one from a short name, for the command line and for files that
+//! record which tokeniser a model was trained with.
 
+use crate::data::{bpe::Bpe, compact::Compact, gpt2::Gpt2};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// What every tokeniser offers.
 pub trait Tokenizer {
@@ -18,6 +27,55 @@ pub trait Tokenizer {
     fn token_text(&self, id: usize) -> String {
         self.decode(&[id])
     }
+}
+
+/// The specs [`from_spec`] accepts, for error messages and `--help`.
+pub const SPECS: &str = "bytes, gpt2, bpe:FILE (a BPE saved by `tinymoe tokenizer train`), \
+                         compact:FILE (saved by `tinymoe tokenizer compact`)";
+
+/// A tokeniser by name: `bytes`, `gpt2`, `bpe:FILE` or `compact:FILE`.
+pub fn from_spec(spec: &str) -> Result<Box<dyn Tokenizer>> {
+    let spec = spec.trim();
+    let file = |prefix: &str| spec.strip_prefix(prefix).map(str::trim);
+    match spec {
+        "bytes" => return Ok(Box::new(Bytes)),
+        "gpt2" => return Ok(Box::new(Gpt2::new())),
+        _ => {}
+    }
+    match (file("bpe:"), file("compact:")) {
+        (Some(""), _) | (_, Some("")) => {
+            Err(Error::bad_value("tokenizer", spec, "needs a file after the colon, e.g. bpe:results/tok.bpe"))
+        }
+        (Some(path), _) => Ok(Box::new(Bpe::load(Path::new(path))?)),
+        (_, Some(path)) => Ok(Box::new(Compact::load(Path::new(path))?)),
+        _ => Err(Error::Unknown { what: "tokenizer".into(), name: spec.into(), expected: SPECS.into() }),
+    }
+}
+
+/// Token bytes as readable text: a space shows as `␣`, a newline as `⏎`, other control
+/// characters and bytes that are not (complete) UTF-8 as `<hex>`.
+/// ```
+/// use tinymoe::data::tokenizer::show_bytes;
+/// assert_eq!(show_bytes(b" the\n"), "␣the⏎");
+/// assert_eq!(show_bytes("é".as_bytes()), "é");
+/// assert_eq!(show_bytes(&"é".as_bytes()[..1]), "<c3>"); // half a character
+/// ```
+pub fn show_bytes(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                ' ' => s.push('␣'),
+                '\n' => s.push('⏎'),
+                c if c.is_control() => s += &format!("<{:02x}>", c as u32),
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            s += &format!("<{b:02x}>");
+        }
+    }
+    s
 }
 
 /// Byte-level: id = byte value. Round-trips any UTF-8 text exactly.
@@ -40,10 +98,8 @@ impl Tokenizer for Bytes {
     }
     fn token_text(&self, id: usize) -> String {
         match u8::try_from(id) {
-            Ok(b' ') => "␣".into(),
-            Ok(b'\n') => "⏎".into(),
-            Ok(b) if b.is_ascii_graphic() => (b as char).to_string(),
-            _ => format!("<{id:02x}>"),
+            Ok(b) => show_bytes(&[b]),
+            Err(_) => format!("<{id}?>"),
         }
     }
 }
