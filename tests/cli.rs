@@ -246,3 +246,26 @@ fn train_lm_rejects_bad_shapes_and_files() {
         "short.txt",
     );
 }
+
+#[test]
+fn train_lm_on_synthetic_domains_with_a_named_tokenizer() {
+    let dir = tmp_dir("lmcorpus");
+    let out = dir.to_str().unwrap();
+    let o = tinymoe(&["train", "lm", "--quick", "--corpus", "code,math", "--samples", "60", "--out", out]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).contains("synthetic samples of code, math"), "{}", stdout(&o));
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains("\"corpus\"") && config.contains("\"tokenizer\": \"bytes\""), "{config}");
+    let g = tinymoe(&[
+        "generate",
+        "--model",
+        dir.join("model.ckpt").to_str().unwrap(),
+        "--prompt",
+        "def ",
+        "--tokens",
+        "5",
+    ]);
+    assert!(g.status.success(), "stderr: {}", stderr(&g));
+    assert_clean_error(&tinymoe(&["train", "lm", "--quick", "--corpus", "poetry", "--out", out]), "poetry");
+    assert_clean_error(&tinymoe(&["train", "lm", "--quick", "--tokenizer", "morse", "--out", out]), "morse");
+}

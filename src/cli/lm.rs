@@ -9,8 +9,9 @@
 use crate::checkpoint;
 use crate::cli::progress;
 use crate::cli::train::{moving_average, set_threads, to_config, TrainingSpec};
+use crate::data::corpora::{self, Domain};
 use crate::data::text::{self, Windows};
-use crate::data::tokenizer::{Bytes, Tokenizer};
+use crate::data::tokenizer::{self as tokenizer, Tokenizer};
 use crate::engine::init::{self, streams};
 use crate::error::Error;
 use crate::io::write_atomic;
@@ -34,6 +35,11 @@ pub const KIND: &str = "transformer_lm";
 pub struct LmSpec {
     /// A UTF-8 text file; None = the built-in text (the first chapters of the tinymoe book).
     pub text: Option<PathBuf>,
+    /// Synthetic domains to learn instead (samples joined by blank lines), e.g. code, math.
+    pub corpus: Vec<String>,
+    /// Samples per domain of `corpus`.
+    pub samples: usize,
+    /// A tokeniser spec: bytes, gpt2, bpe:FILE, compact:FILE.
     pub tokenizer: String,
     /// Context length: positions per training window, and the model's max_seq.
     pub seq: usize,
@@ -52,6 +58,8 @@ impl Default for LmSpec {
     fn default() -> Self {
         LmSpec {
             text: None,
+            corpus: vec![],
+            samples: 500,
             tokenizer: "bytes".into(),
             seq: 128,
             d_model: 128,
@@ -82,9 +90,19 @@ impl Default for LmSpec {
 pub struct LmArgs {
     /// A UTF-8 text file to learn (default: the built-in text, the first chapters of the
     /// tinymoe book, about 75 KB).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "corpus")]
     pub text: Option<PathBuf>,
-    /// Context length in tokens (bytes).
+    /// Learn synthetic domain text instead, e.g. `code,math,story,science` (see `tinymoe data
+    /// stats` for the domains).
+    #[arg(long, value_delimiter = ',')]
+    pub corpus: Option<Vec<String>>,
+    /// Samples per domain with --corpus.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Tokeniser: bytes (default), gpt2, bpe:FILE (from `tinymoe tokenizer train`), compact:FILE.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Context length in tokens.
     #[arg(long)]
     pub seq: Option<usize>,
     #[arg(long)]
@@ -143,11 +161,17 @@ fn spec_from(a: &LmArgs) -> LmSpec {
         s.training.warmup_steps = 5;
     }
     s.text = a.text.clone();
+    if let Some(c) = &a.corpus {
+        s.corpus = c.clone();
+    }
+    if let Some(t) = &a.tokenizer {
+        s.tokenizer = t.clone();
+    }
     macro_rules! set {
         ($($arg:ident => $field:ident),*) => { $( if let Some(v) = &a.$arg { s.$field = v.clone(); } )* };
     }
     set!(seq => seq, d_model => d_model, heads => n_heads, d_ff => d_ff, layers => n_layers, dropout => dropout,
-         val_fraction => val_fraction);
+         val_fraction => val_fraction, samples => samples);
     let t = &mut s.training;
     macro_rules! set_training {
         ($($field:ident),*) => { $( if let Some(v) = &a.$field { t.$field = v.clone(); } )* };
@@ -208,16 +232,14 @@ fn read_text(path: &Path) -> Result<String, Error> {
 pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let spec = spec_from(&a);
-    let text = match &spec.text {
-        Some(path) => read_text(path)?,
-        None => text::builtin(),
-    };
-    let tok = Bytes;
+    let (text, source) = load_text(&spec)?;
+    let tok = tokenizer::from_spec(&spec.tokenizer)?;
     let cfg = model_config(&spec, tok.vocab_size())?;
     let tokens = tok.encode(&text);
+    // Bytes per token, to turn nats per token into bits per byte whatever the tokeniser.
+    let bytes_per_token = text.len() as f64 / tokens.len().max(1) as f64;
     let (train_tokens, val_tokens) = text::split(&tokens, spec.val_fraction);
     let val = Windows::new(val_tokens, spec.seq);
-    let source = spec.text.as_ref().map_or("the built-in text".to_string(), |p| p.display().to_string());
     if val.is_empty() {
         return Err(Error::bad_value(
             "val_fraction",
@@ -239,10 +261,12 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&spec)?.as_bytes())?;
     println!(
-        "tinymoe train lm: a {}-block byte-level transformer ({} parameters) learns {source} \
-         ({} training tokens, {} held out), every gradient by hand\n",
+        "tinymoe train lm: a {}-block transformer ({} parameters, {} tokeniser, vocabulary {}) learns \
+         {source} ({} training tokens, {} held out), every gradient by hand\n",
         cfg.n_layers,
         crate::engine::params::count(&model),
+        spec.tokenizer,
+        cfg.vocab,
         train_tokens.len(),
         val_tokens.len(),
     );
@@ -271,25 +295,29 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     draw_loss(&out.join("loss_curve.png"), &history, windows_per_epoch.div_ceil(train_cfg.batch_size))?;
     // A sentence from the held-out text, for the attention maps; a continuation of it, sampled.
     let prompt = prompt_from(val_tokens, spec.seq.min(48));
-    let maps = draw_attention(&model, &prompt, &tok, out)?;
+    let maps = draw_attention(&model, &prompt, tok.as_ref(), out)?;
     let how = Sampling { temperature: 0.8, top_k: Some(20) };
     let new = generate::generate(&model, &prompt, 200, how, Decode::KvCache, &mut init::rng(spec.training.seed));
     let sample = format!("{}{}", tok.decode(&prompt), tok.decode(&new));
     write_atomic(&out.join("sample.txt"), sample.as_bytes())?;
 
     let (first, last) = (&history.epochs[0], history.epochs.last().expect("at least one epoch"));
-    println!("\n== byte-level LM ({} epochs, seed {}, {seconds:.1} s)", train_cfg.epochs, spec.training.seed);
     println!(
-        "   validation loss        {:.3} → {:.3} nats/token  (uniform guess: ln 256 = {:.3})",
-        first.val_loss,
-        last.val_loss,
-        256f64.ln()
+        "\n== LM ({} tokeniser, {} epochs, seed {}, {seconds:.1} s)",
+        spec.tokenizer, train_cfg.epochs, spec.training.seed
     );
     println!(
-        "   validation perplexity  {:.1} → {:.1}   ({:.2} bits per byte)",
+        "   validation loss        {:.3} → {:.3} nats/token  (uniform guess: ln {} = {:.3})",
+        first.val_loss,
+        last.val_loss,
+        cfg.vocab,
+        (cfg.vocab as f64).ln()
+    );
+    println!(
+        "   validation perplexity  {:.1} → {:.1}   ({:.2} bits per byte of text)",
         first.val_perplexity(),
         last.val_perplexity(),
-        last.val_loss / std::f64::consts::LN_2
+        last.val_loss / std::f64::consts::LN_2 / bytes_per_token
     );
     println!("   speed                  {:.0} tokens/s (training)", last.tokens_per_s);
     println!("   sample (temperature 0.8, top-k 20, seed {}):\n", spec.training.seed);
@@ -306,6 +334,29 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
         ckpt.display()
     );
     Ok(())
+}
+
+/// The text to learn, and how to name it: a file, synthetic domains, or the built-in text.
+fn load_text(spec: &LmSpec) -> anyhow::Result<(String, String)> {
+    if let Some(path) = &spec.text {
+        return Ok((read_text(path)?, path.display().to_string()));
+    }
+    if spec.corpus.is_empty() {
+        return Ok((text::builtin(), "the built-in text".into()));
+    }
+    let domains = spec.corpus.iter().map(|d| d.parse::<Domain>()).collect::<Result<Vec<_>, _>>()?;
+    if spec.samples == 0 {
+        return Err(Error::bad_value("samples", 0, "need at least 1 sample per domain").into());
+    }
+    // Interleave the domains sample by sample, so the held-out end of the stream has all of them.
+    let per_domain: Vec<Vec<String>> =
+        domains.iter().map(|&d| corpora::generate(d, spec.samples, spec.training.seed)).collect();
+    let mut samples = Vec::with_capacity(spec.samples * domains.len());
+    for i in 0..spec.samples {
+        samples.extend(per_domain.iter().map(|d| d[i].as_str()));
+    }
+    let names: Vec<&str> = domains.iter().map(|d| d.name()).collect();
+    Ok((samples.join("\n\n"), format!("{} synthetic samples of {}", samples.len(), names.join(", "))))
 }
 
 /// Up to `n` tokens starting at the first line break of `tokens` (so the prompt starts a line).
@@ -397,17 +448,24 @@ fn draw_attention(
     Ok(files)
 }
 
-/// Loads an LM checkpoint, with the tokeniser it was trained with.
-fn load_model(path: &Path) -> anyhow::Result<(lm::Params<f32>, Bytes)> {
+/// Loads an LM checkpoint, with the tokeniser it was trained with (its spec is in the header).
+fn load_model(path: &Path) -> anyhow::Result<(lm::Params<f32>, Box<dyn Tokenizer>)> {
     let (header, model): (_, lm::Params<f32>) = checkpoint::load(path, KIND)?;
-    match header.meta.get("tokenizer").and_then(|t| t.as_str()) {
-        Some("bytes") | None => Ok((model, Bytes)),
-        Some(other) => Err(Error::Checkpoint {
+    let spec = header.meta.get("tokenizer").and_then(|t| t.as_str()).unwrap_or("bytes");
+    let tok = tokenizer::from_spec(spec)
+        .with_context(|| format!("{}: loading the tokeniser the model was trained with", path.display()))?;
+    if tok.vocab_size() != model.config.vocab {
+        return Err(Error::Checkpoint {
             path: path.to_path_buf(),
-            problem: format!("it was trained with the {other:?} tokeniser, which this command cannot load yet"),
+            problem: format!(
+                "the model has {} output ids but its tokeniser {spec:?} has {}",
+                model.config.vocab,
+                tok.vocab_size()
+            ),
         }
-        .into()),
+        .into());
     }
+    Ok((model, tok))
 }
 
 #[derive(Debug, Args)]
@@ -500,7 +558,7 @@ pub fn attention(a: AttentionArgs) -> anyhow::Result<()> {
         .into());
     }
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
-    let files = draw_attention(&model, &ids, &tok, &a.out)?;
+    let files = draw_attention(&model, &ids, tok.as_ref(), &a.out)?;
     println!("wrote {}/{{{}}}", a.out.display(), files.join(", "));
     Ok(())
 }
