@@ -284,6 +284,14 @@ fn compact_vocab_keeps_seen_ids_and_maps_the_rest_to_unknown() {
 }
 
 #[test]
+fn ids_outside_the_vocabulary_decode_to_the_replacement_character() {
+    let bpe = Bpe::train("aaabdaaabac", 1000, Split::Words).unwrap();
+    assert_eq!(Bytes.decode(&[104, 256, 105]), "h\u{FFFD}i");
+    assert_eq!(bpe.decode(&[104, 260, 105]), "h\u{FFFD}i");
+    assert_eq!((Bytes.token_text(300), bpe.token_text(260)), ("<300?>".to_string(), "<260?>".to_string()));
+}
+
+#[test]
 fn compact_over_bytes_has_no_padding_inside() {
     let compact = Compact::build(Box::new(Bytes), "bytes", "abba");
     assert_eq!(compact.vocab_size(), 4); // pad, unknown, a, b

@@ -17,10 +17,10 @@
 //! token, nothing is ever unknown and `decode(encode(s)) == s` for every UTF-8 string.
 //!
 //! Pre-tokenisation ([`Split::Words`], the default, as in GPT-2): the text is first cut into
-//! words (see [`split_words`]) and merges never cross a word, so tokens are words and pieces
-//! of words, each space leading the word after it (" the", not "the "). [`Split::None`]
-//! merges across everything, which is cheaper to explain and slower to train on a big text
-//! (each merge rescans the whole text: time ∝ text × merges).
+//! words (see [`split_words`], in `pretokenize.rs`) and merges never cross a word, so tokens
+//! are words and pieces of words, each space leading the word after it (" the", not "the ").
+//! [`Split::None`] merges across everything, which is cheaper to explain and slower to train
+//! on a big text (each merge rescans the whole text: time ∝ text × merges).
 //!
 //! Ids: 0–255 the bytes, 256 … 255 + n_merges the merges, and one padding id after them:
 //! `pad_id = 256 + n_merges`, `vocab_size = 257 + n_merges` (the padding id is never produced
@@ -42,6 +42,7 @@
 //! "Language Models are Unsupervised Multitask Learners" (2019, byte-level BPE);
 //! karpathy/minbpe.
 
+pub use crate::data::pretokenize::{split_words, Split};
 use crate::data::tokenizer::{show_bytes, Tokenizer};
 use crate::error::{Error, Result};
 use std::cmp::Reverse;
@@ -53,98 +54,6 @@ pub type Pair = (usize, usize);
 
 /// The first line of a saved BPE.
 pub const HEADER: &str = "tinymoe-bpe v1";
-
-/// How the text is cut into chunks before merging; merges never cross a chunk boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    /// The whole text is one chunk: tokens may span spaces ("e t", "of the").
-    None,
-    /// GPT-2-style words: see [`split_words`].
-    Words,
-}
-
-impl Split {
-    pub fn name(self) -> &'static str {
-        match self {
-            Split::None => "none",
-            Split::Words => "words",
-        }
-    }
-
-    /// "none" or "words".
-    pub fn parse(name: &str) -> Option<Split> {
-        match name {
-            "none" => Some(Split::None),
-            "words" => Some(Split::Words),
-            _ => None,
-        }
-    }
-
-    /// The chunks of `text`, in order; they concatenate back to `text`.
-    pub fn chunks(self, text: &str) -> Vec<&str> {
-        match self {
-            Split::None if text.is_empty() => vec![],
-            Split::None => vec![text],
-            Split::Words => split_words(text),
-        }
-    }
-}
-
-/// What kind of character, for [`split_words`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Letter,
-    Digit,
-    Space,
-    Other,
-}
-
-fn class_of(c: char) -> Class {
-    if c.is_alphabetic() {
-        Class::Letter
-    } else if c.is_numeric() {
-        Class::Digit
-    } else if c.is_whitespace() {
-        Class::Space
-    } else {
-        Class::Other
-    }
-}
-
-/// Cuts text into GPT-2-like words: a chunk is a run of letters, a run of digits or a run of
-/// other symbols, each optionally led by one space (" the", " 42", " (+"); or a run of
-/// whitespace, whose last space, if a word follows, is left to lead that word. This is GPT-2's
-/// pattern `` ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`` without its special cases for
-/// English contractions ('s, 't, 're, …).
-/// ```
-/// use tinymoe::data::bpe::split_words;
-/// assert_eq!(split_words("Hello  world, x=42\n"), ["Hello", " ", " world", ",", " x", "=", "42", "\n"]);
-/// ```
-pub fn split_words(text: &str) -> Vec<&str> {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let n = chars.len();
-    let end_of = |j: usize| if j < n { chars[j].0 } else { text.len() };
-    let mut chunks = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let mut j = i;
-        // One space followed by a non-space leads the word after it.
-        if chars[j].1 == ' ' && j + 1 < n && class_of(chars[j + 1].1) != Class::Space {
-            j += 1;
-        }
-        let class = class_of(chars[j].1);
-        while j < n && class_of(chars[j].1) == class {
-            j += 1;
-        }
-        // A whitespace run that a word follows leaves its last space to that word.
-        if class == Class::Space && j < n && j - i > 1 && chars[j - 1].1 == ' ' {
-            j -= 1;
-        }
-        chunks.push(&text[chars[i].0..end_of(j)]);
-        i = j;
-    }
-    chunks
-}
 
 /// One learned merge: `left + right → id`, and how often the pair occurred when it was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,8 +125,9 @@ pub fn merge_with_diff(old: &[usize], pair: Pair, new: usize) -> (Vec<usize>, Ve
 /// whole corpus: the distinct chunks are kept once each with their count, `counts[pair]` is
 /// the number of occurrences of each pair over the corpus, `where_[pair]` the chunks it may
 /// occur in, and a max-heap of `(count, smallest pair first)` finds the best pair. A merge
-/// rewrites only the chunks in `where_[pair]`: their old pairs are subtracted, their new pairs
-/// added. Heap entries whose count has changed since they were pushed are stale and skipped.
+/// rewrites only the chunks in `where_[pair]`, and in each only the pairs that touch a merged
+/// position change ([`merge_with_diff`]). Heap entries whose count has changed since they
+/// were pushed are stale and skipped. (tests/tokenizer.rs checks this against a full recount.)
 pub fn learn_merges(text: &str, n_merges: usize, split: Split) -> Vec<Merge> {
     // The distinct chunks as byte ids, in order of first appearance, each with its count.
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -242,7 +152,7 @@ pub fn learn_merges(text: &str, n_merges: usize, split: Split) -> Vec<Merge> {
     }
     let mut heap: BinaryHeap<(usize, Reverse<Pair>)> = counts.iter().map(|(&p, &c)| (c, Reverse(p))).collect();
 
-    let mut merges = Vec::with_capacity(n_merges);
+    let mut merges = Vec::new(); // not with_capacity(n_merges): n_merges may be a huge user value
     while merges.len() < n_merges {
         let Some((count, Reverse(pair))) = heap.pop() else { break };
         if counts.get(&pair).copied().unwrap_or(0) != count {

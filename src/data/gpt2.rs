@@ -11,8 +11,8 @@
 //!   → 15496   995    11   825   277   7   87  2599   1441    2124
 //! ```
 //! The ranks come from the crate `tiktoken-rs`, which compiles them into the binary
-//! (`include_str!`): nothing is downloaded at run time. The first use parses them (about
-//! 0.1 s); later uses share that one table.
+//! (`include_str!`): nothing is downloaded at run time. The first use parses them (a few
+//! hundredths of a second); later uses share that one table.
 //!
 //! Choices: the text `<|endoftext|>` is encoded as the special token 50256 (as Hugging Face's
 //! GPT-2 tokeniser does), so documents can be joined with it; 50256 is also the padding id

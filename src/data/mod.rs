@@ -11,6 +11,7 @@ pub mod csv;
 pub mod gpt2;
 pub mod mnist;
 pub mod npy;
+pub mod pretokenize;
 pub mod real_text;
 pub mod synthetic;
 pub mod text;

@@ -17,7 +17,8 @@ use std::path::Path;
 pub trait Tokenizer {
     /// Text → ids.
     fn encode(&self, text: &str) -> Vec<usize>;
-    /// Ids → text (bytes that do not form valid UTF-8 show as U+FFFD).
+    /// Ids → text. Bytes that do not form valid UTF-8, and ids outside the vocabulary, show
+    /// as U+FFFD (�): decoding is for reading, so it never fails.
     fn decode(&self, ids: &[usize]) -> String;
     /// How many ids there are: the LM head's width.
     fn vocab_size(&self) -> usize;
@@ -87,7 +88,13 @@ impl Tokenizer for Bytes {
         text.bytes().map(usize::from).collect()
     }
     fn decode(&self, ids: &[usize]) -> String {
-        let bytes: Vec<u8> = ids.iter().map(|&id| u8::try_from(id).unwrap_or(b'?')).collect();
+        let mut bytes = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match u8::try_from(id) {
+                Ok(b) => bytes.push(b),
+                Err(_) => bytes.extend_from_slice("\u{FFFD}".as_bytes()),
+            }
+        }
         String::from_utf8_lossy(&bytes).into_owned()
     }
     fn vocab_size(&self) -> usize {
