@@ -380,3 +380,18 @@ fn sentiment_features_have_the_documented_shape_and_structure() {
     println!("nearest-mean accuracy {accuracy:.3}");
     assert!((0.5..0.8).contains(&accuracy), "nearest-mean accuracy {accuracy:.3}");
 }
+
+#[test]
+fn synthetic_corpora_load_into_the_same_type_as_real_text() {
+    let d = corpora::dataset(&Domain::E3, 7, 2);
+    assert_eq!(d.labels, vec!["psychology", "history", "medicine", "business"]);
+    assert_eq!(d.counts(), vec![7, 7, 7, 7]);
+    assert_eq!(d.samples[7].0, corpora::generate(Domain::History, 7, 2)[0]);
+    let s = corpora::sentiment_dataset(9, 1);
+    assert_eq!(s.labels, tinymoe::data::real_text::SENTIMENTS.map(String::from).to_vec());
+    assert_eq!(s.counts(), vec![3, 3, 3]);
+    let reviews = corpora::sentiment_texts(9, 1);
+    for ((text, label), r) in s.samples.iter().zip(&reviews) {
+        assert_eq!((text, *label), (&r.text, r.label as usize));
+    }
+}

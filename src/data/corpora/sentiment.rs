@@ -37,9 +37,9 @@ impl Sentiment {
     }
 }
 
-/// A review and its label.
+/// A review and its sentiment label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelledText {
+pub struct Review {
     pub text: String,
     pub label: Sentiment,
 }
@@ -47,7 +47,7 @@ pub struct LabelledText {
 /// `n` reviews from `rng`. Labels come in blocks of three, one of each class in a random
 /// order, so any prefix is balanced (±1) and the first n reviews do not depend on how many
 /// more are asked for.
-pub fn texts(n: usize, rng: &mut impl Rng) -> Vec<LabelledText> {
+pub fn texts(n: usize, rng: &mut impl Rng) -> Vec<Review> {
     let mut out = Vec::with_capacity(n);
     let mut block = Sentiment::ALL;
     while out.len() < n {
@@ -59,7 +59,7 @@ pub fn texts(n: usize, rng: &mut impl Rng) -> Vec<LabelledText> {
                 Sentiment::Positive => &POSITIVE,
             };
             let target = rng.gen_range(140..=300);
-            out.push(LabelledText { text: compose(t, SHARED, target, 400, rng), label });
+            out.push(Review { text: compose(t, SHARED, target, 400, rng), label });
         }
     }
     out
