@@ -72,3 +72,30 @@ fn bad_inputs_are_named() {
     let padded = vec![vec![1, 0, 2]];
     assert!(err(Batches::new(&padded, &[0], 8, PAD, 2)).contains("padding id"));
 }
+
+#[test]
+fn the_validation_split_is_stratified_seeded_and_disjoint() {
+    use tinymoe::data::batch::split_by_label;
+    let labels: Vec<usize> = (0..100)
+        .map(|i| {
+            if i < 60 {
+                0
+            } else if i < 90 {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    let (train, val) = split_by_label(&labels, 0.2, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+    let count = |rows: &[usize], l| rows.iter().filter(|&&i| labels[i] == l).count();
+    assert_eq!((count(&val, 0), count(&val, 1), count(&val, 2)), (12, 6, 2));
+    assert_eq!(train.len() + val.len(), 100);
+    assert!(train.iter().all(|i| !val.contains(i)));
+    assert_eq!((train.clone(), val.clone()), split_by_label(&labels, 0.2, &mut ChaCha8Rng::seed_from_u64(3)).unwrap());
+    assert_ne!(val, split_by_label(&labels, 0.2, &mut ChaCha8Rng::seed_from_u64(4)).unwrap().1);
+    assert!(split_by_label(&labels, 1.0, &mut ChaCha8Rng::seed_from_u64(3))
+        .unwrap_err()
+        .to_string()
+        .contains("val_fraction"));
+}

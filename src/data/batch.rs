@@ -162,3 +162,29 @@ impl<'a> Batches<'a> {
         order.chunks(self.batch_size).map(move |rows| self.batch(rows))
     }
 }
+
+/// A seeded train/validation split of sequences, stratified by label: within each label, a
+/// shuffled `val_fraction` of its sequences (rounded, at least one when the label has two or
+/// more) goes to validation, so every domain is held out in proportion. Returns the training
+/// and validation indices, each sorted.
+pub fn split_by_label(
+    labels: &[usize],
+    val_fraction: f64,
+    rng: &mut impl rand::Rng,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(val_fraction > 0.0 && val_fraction < 1.0) {
+        return Err(Error::bad_value("val_fraction", val_fraction, "must be in (0, 1)"));
+    }
+    let n_labels = labels.iter().max().map_or(0, |&m| m + 1);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for label in 0..n_labels {
+        let mut rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == label).collect();
+        rows.shuffle(rng);
+        let n_val = ((rows.len() as f64 * val_fraction).round() as usize).max(usize::from(rows.len() >= 2));
+        val.extend_from_slice(&rows[..n_val.min(rows.len())]);
+        train.extend_from_slice(&rows[n_val.min(rows.len())..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    Ok((train, val))
+}
