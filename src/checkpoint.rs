@@ -144,3 +144,21 @@ pub fn load<M: DeserializeOwned + Tensors<f32>>(path: &Path, kind: &str) -> Resu
     }
     Ok((header, model))
 }
+
+/// A model with, optionally, the state that resumes its training exactly (optimiser moments
+/// and step, generator states, position in the data): what `tinymoe train` saves. Its tensors
+/// are the model's, so the header lists the model's weights only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trained<M, S> {
+    pub model: M,
+    pub state: Option<S>,
+}
+
+impl<M: Tensors<f32>, S> Tensors<f32> for Trained<M, S> {
+    fn tensors(&self) -> Vec<crate::engine::params::Named<'_, f32>> {
+        self.model.tensors()
+    }
+    fn tensors_mut(&mut self) -> Vec<crate::engine::params::NamedMut<'_, f32>> {
+        self.model.tensors_mut()
+    }
+}

@@ -14,7 +14,7 @@
 
 use crate::data::text::Windows;
 use crate::data::Dataset;
-use crate::engine::init::{self, streams};
+use crate::engine::init::{self, streams, RngState};
 use crate::engine::layers::Mode;
 use crate::engine::optim::{self, Kind, Optimizer, Rule, Schedule};
 use crate::engine::params::Tensors;
@@ -23,6 +23,8 @@ use crate::models::classifier::{self, Classifier};
 use crate::models::transformer_lm as lm;
 use rand::seq::SliceRandom;
 use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How to train.
@@ -196,7 +198,7 @@ fn update(
 }
 
 /// One epoch of language-model training.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LmEpoch {
     pub epoch: usize,
     /// Mean training loss over the epoch's batches (nats per token).
@@ -215,10 +217,45 @@ impl LmEpoch {
 }
 
 /// Every step's loss and every epoch's summary.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LmHistory {
     pub step_losses: Vec<f64>,
     pub epochs: Vec<LmEpoch>,
+    /// The run stopped early on request (Ctrl-C) after saving where it stood.
+    pub interrupted: bool,
+}
+
+/// Where a language-model run stands: everything needed to continue it so that the losses are
+/// bit-identical to a run that was never stopped. The data order is not stored: it is drawn
+/// from the shuffle generator at the start of each epoch, so keeping the generator's state at
+/// that moment (and how many batches are done) replays it exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LmState {
+    /// The epoch in progress (1-based), and how many of its batches are done.
+    pub epoch: usize,
+    pub batches_done: usize,
+    /// Optimiser steps taken (the schedule's position).
+    pub step: usize,
+    /// The shuffle generator as it was when `epoch` began.
+    pub epoch_rng: RngState,
+    pub dropout_rng: RngState,
+    pub optimizer: Optimizer<f32>,
+    /// This epoch's running loss sum and token count so far.
+    pub loss_sum: f64,
+    pub tokens: usize,
+    pub history: LmHistory,
+}
+
+/// What [`fit_lm_resumable`] calls to save a checkpoint: why, the model, where the run stands.
+pub type SaveFn<'a> = dyn FnMut(Checkpoint, &lm::Params<f32>, &LmState) -> Result<()> + 'a;
+
+/// Why [`fit_lm_resumable`] hands out its state.
+#[derive(Debug, Clone, Copy)]
+pub enum Checkpoint<'a> {
+    /// An epoch just ended (with its summary).
+    Epoch(&'a LmEpoch),
+    /// The stop flag was raised; the run ends after this save.
+    Interrupted,
 }
 
 /// Trains a causal language model in place on the token stream `train`, cut into windows of
@@ -235,6 +272,29 @@ pub fn fit_lm(
     cfg: &Config,
     on_step: &mut dyn FnMut(&Progress),
     on_epoch: &mut dyn FnMut(&LmEpoch, &lm::Params<f32>) -> Result<()>,
+) -> Result<LmHistory> {
+    fit_lm_resumable(model, train, seq, val, cfg, None, None, on_step, &mut |event, m, _| match event {
+        Checkpoint::Epoch(e) => on_epoch(e, m),
+        Checkpoint::Interrupted => Ok(()),
+    })
+}
+
+/// [`fit_lm`], started from a saved [`LmState`] (or from scratch with None), and stoppable:
+/// when `stop` is raised (by a Ctrl-C handler) the run finishes its current step, hands its
+/// state to `save` and returns with `interrupted` set. `save` also gets the state after every
+/// epoch. Training N epochs, or N/2, saving, loading and resuming, gives the same losses bit
+/// for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_lm_resumable(
+    model: &mut lm::Params<f32>,
+    train: &[usize],
+    seq: usize,
+    val: &Windows,
+    cfg: &Config,
+    resume: Option<LmState>,
+    stop: Option<&AtomicBool>,
+    on_step: &mut dyn FnMut(&Progress),
+    save: &mut SaveFn,
 ) -> Result<LmHistory> {
     cfg.validate()?;
     if seq == 0 || seq > model.config.max_seq {
@@ -259,18 +319,43 @@ pub fn fit_lm(
     if let Some(&bad) = train.iter().chain(val.ids.iter()).chain(val.targets.iter()).find(|&&t| t >= vocab) {
         return Err(Error::bad_value("token id", bad, &format!("the model's vocabulary has {vocab} ids")));
     }
-    let mut shuffle_rng = init::stream(cfg.seed, streams::SHUFFLE);
-    let mut dropout_rng = init::stream(cfg.seed, streams::DROPOUT);
-    let mut opt = Optimizer::new(cfg.optimizer, &cfg.rules, model);
-    // Windows per epoch: at most this many (a late offset can cost one).
+    let mut state = match resume {
+        Some(mut state) => {
+            state.history.interrupted = false;
+            let names: Vec<String> = model.tensors().into_iter().map(|(n, _)| n).collect();
+            if state.optimizer.names() != names.as_slice() {
+                return Err(Error::bad_value(
+                    "resume",
+                    "optimizer state",
+                    "it was saved for a model with other tensors than this one",
+                ));
+            }
+            state
+        }
+        None => LmState {
+            epoch: 1,
+            batches_done: 0,
+            step: 0,
+            epoch_rng: RngState::of(&init::stream(cfg.seed, streams::SHUFFLE)),
+            dropout_rng: RngState::of(&init::stream(cfg.seed, streams::DROPOUT)),
+            optimizer: Optimizer::new(cfg.optimizer, &cfg.rules, model),
+            loss_sum: 0.0,
+            tokens: 0,
+            history: LmHistory::default(),
+        },
+    };
+    let mut opt = state.optimizer.clone();
+    let mut dropout_rng = state.dropout_rng.restore();
     let total_steps = Windows::new(train, seq).len().div_ceil(cfg.batch_size) * cfg.epochs;
-    let mut history = LmHistory::default();
-    let mut step = 0;
-    for epoch in 1..=cfg.epochs {
+    let mut step = state.step;
+    while state.epoch <= cfg.epochs {
+        let epoch = state.epoch;
         let started = Instant::now();
-        let (mut loss_sum, mut tokens) = (0.0, 0usize);
+        let mut shuffle_rng = state.epoch_rng.restore();
         let windows = Windows::new(&train[shuffle_rng.gen_range(0..seq)..], seq);
-        for rows in windows.shuffled_order(&mut shuffle_rng).chunks(cfg.batch_size) {
+        let order = windows.shuffled_order(&mut shuffle_rng);
+        let (mut loss_sum, mut tokens, mut tokens_now) = (state.loss_sum, state.tokens, 0usize);
+        for (b, rows) in order.chunks(cfg.batch_size).enumerate().skip(state.batches_done) {
             let batch = windows.select(rows);
             let (loss, cache) =
                 lm::forward(model, batch.ids.view(), batch.targets.view(), &mut Mode::Train(&mut dropout_rng));
@@ -281,16 +366,31 @@ pub fn fit_lm(
             let n = batch.ids.len();
             loss_sum += loss * n as f64;
             tokens += n;
-            history.step_losses.push(loss);
+            tokens_now += n;
+            state.history.step_losses.push(loss);
             let seconds = started.elapsed().as_secs_f64().max(1e-9);
             on_step(&Progress {
                 step,
                 total_steps,
                 epoch,
                 loss,
-                samples_per_s: (tokens / seq) as f64 / seconds,
-                tokens_per_s: Some(tokens as f64 / seconds),
+                samples_per_s: (tokens_now / seq) as f64 / seconds,
+                tokens_per_s: Some(tokens_now as f64 / seconds),
             });
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                state = LmState {
+                    batches_done: b + 1,
+                    step,
+                    dropout_rng: RngState::of(&dropout_rng),
+                    optimizer: opt.clone(),
+                    loss_sum,
+                    tokens,
+                    ..state
+                };
+                state.history.interrupted = true;
+                save(Checkpoint::Interrupted, model, &state)?;
+                return Ok(state.history);
+            }
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val_loss = lm::evaluate(model, val.ids.view(), val.targets.view(), cfg.batch_size);
@@ -298,11 +398,23 @@ pub fn fit_lm(
             epoch,
             train_loss: loss_sum / tokens.max(1) as f64,
             val_loss,
-            tokens_per_s: tokens as f64 / train_seconds.max(1e-9),
+            tokens_per_s: tokens_now as f64 / train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
         };
-        on_epoch(&stats, model)?;
-        history.epochs.push(stats);
+        state.history.epochs.push(stats.clone());
+        // The shuffle generator has drawn this epoch's offset and order: that is where the next begins.
+        state = LmState {
+            epoch: epoch + 1,
+            batches_done: 0,
+            step,
+            epoch_rng: RngState::of(&shuffle_rng),
+            dropout_rng: RngState::of(&dropout_rng),
+            optimizer: opt.clone(),
+            loss_sum: 0.0,
+            tokens: 0,
+            ..state
+        };
+        save(Checkpoint::Epoch(&stats), model, &state)?;
     }
-    Ok(history)
+    Ok(state.history)
 }

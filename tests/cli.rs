@@ -269,3 +269,37 @@ fn train_lm_on_synthetic_domains_with_a_named_tokenizer() {
     assert_clean_error(&tinymoe(&["train", "lm", "--quick", "--corpus", "poetry", "--out", out]), "poetry");
     assert_clean_error(&tinymoe(&["train", "lm", "--quick", "--tokenizer", "morse", "--out", out]), "morse");
 }
+
+/// Ctrl-C saves where the run stands and exits cleanly; `--resume` carries on from there.
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
+    let dir = tmp_dir("sigint");
+    let out = dir.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tinymoe"))
+        .args(["train", "lm", "--quick", "--epochs", "12", "--out", out])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ckpt = dir.join("model.ckpt");
+    let started = std::time::Instant::now();
+    while !ckpt.exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ckpt.exists(), "the first epoch's checkpoint appears");
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "exit {:?}: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("interrupted: saved the run"), "{text}");
+    let r = tinymoe(&["train", "lm", "--resume", ckpt.to_str().unwrap(), "--out", out]);
+    assert!(r.status.success(), "stderr: {}", stderr(&r));
+    assert!(stdout(&r).contains("resuming at epoch"), "{}", stdout(&r));
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 1 + 12, "all 12 epochs are in the metrics: {metrics}");
+    // A weights-only or foreign file cannot be resumed.
+    let junk = dir.join("junk.ckpt");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    assert_clean_error(&tinymoe(&["train", "lm", "--resume", junk.to_str().unwrap(), "--out", out]), "junk.ckpt");
+}

@@ -106,3 +106,84 @@ fn validation_loss_of_a_tiny_lm_falls_by_two_nats_on_held_out_text() {
     );
     assert!((last.val_perplexity() - last.val_loss.exp()).abs() < 1e-9);
 }
+
+/// Exact resume: a run stopped mid-epoch, saved to a checkpoint file, loaded and continued
+/// gives the same step losses and the same final weights, bit for bit, as a run never stopped.
+#[test]
+fn training_stopped_saved_loaded_and_resumed_equals_training_straight_through() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tinymoe::checkpoint::{self, Trained};
+    use tinymoe::data::text::{self, Windows};
+    use tinymoe::data::tokenizer::{Bytes, Tokenizer};
+    use tinymoe::engine::optim::Schedule;
+    use tinymoe::train::{fit_lm_resumable, Checkpoint, Config as TrainConfig, LmState};
+
+    let tokens = Bytes.encode(&text::builtin());
+    let (train_tokens, val_tokens) = text::split(&tokens[..6_000], 0.2);
+    let seq = 16;
+    let val = Windows::new(val_tokens, seq);
+    let cfg = Config {
+        vocab: 256,
+        max_seq: seq,
+        d_model: 16,
+        n_heads: 2,
+        d_ff: 32,
+        n_layers: 1,
+        dropout: 0.1,
+        pad_id: None,
+        tie_head: true,
+    };
+    let train_cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        lr: 3e-3,
+        schedule: Schedule::WarmupCosine { warmup: 10, total: 90, min_lr: 0.0 },
+        optimizer: Kind::adamw(0.01),
+        clip: Some(1.0),
+        seed: 5,
+        rules: vec![],
+    };
+    let fresh = || lm::init::<f32>(cfg, &mut init::rng(8));
+    let fit = |model: &mut lm::Params<f32>, resume: Option<LmState>, stop_at: Option<usize>, path: &std::path::Path| {
+        let stop = AtomicBool::new(false);
+        fit_lm_resumable(
+            model,
+            train_tokens,
+            seq,
+            &val,
+            &train_cfg,
+            resume,
+            Some(&stop),
+            &mut |p| stop.store(Some(p.step) == stop_at, Ordering::SeqCst),
+            &mut |event, m, state| {
+                if matches!(event, Checkpoint::Interrupted) {
+                    let saved = Trained { model: m.clone(), state: Some(state.clone()) };
+                    checkpoint::save(path, "transformer_lm", &m.config, &saved, serde_json::json!({}))?;
+                }
+                Ok(())
+            },
+        )
+        .unwrap()
+    };
+    let path = std::env::temp_dir().join(format!("tinymoe-resume-{}.ckpt", std::process::id()));
+    let mut straight = fresh();
+    let all = fit(&mut straight, None, None, &path);
+    assert!(!all.interrupted && all.epochs.len() == 3);
+
+    // Stop in the middle of epoch 2, from a checkpoint file, then resume.
+    let steps_per_epoch = all.step_losses.len() / 3;
+    let stop_at = steps_per_epoch + steps_per_epoch / 2;
+    let mut first = fresh();
+    let part = fit(&mut first, None, Some(stop_at), &path);
+    assert!(part.interrupted);
+    assert_eq!(part.step_losses.len(), stop_at);
+    let (_, saved): (_, Trained<lm::Params<f32>, LmState>) = checkpoint::load(&path, "transformer_lm").unwrap();
+    let mut resumed = saved.model;
+    let rest = fit(&mut resumed, saved.state, None, &path);
+    let _ = std::fs::remove_file(&path);
+    assert!(!rest.interrupted);
+    assert_eq!(rest.step_losses, all.step_losses, "every step's loss, bit for bit");
+    let val_losses = |h: &tinymoe::train::LmHistory| h.epochs.iter().map(|e| e.val_loss).collect::<Vec<_>>();
+    assert_eq!(val_losses(&rest), val_losses(&all));
+    assert_eq!(resumed, straight, "the final weights, bit for bit");
+}

@@ -23,15 +23,16 @@ use crate::train::{self, LmEpoch, LmHistory};
 use anyhow::Context;
 use clap::Args;
 use ndarray::{s, Array2};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The checkpoint kind of a language model.
 pub const KIND: &str = "transformer_lm";
 
-/// Everything that defines an LM run; saved as config.json.
-#[derive(Debug, Clone, Serialize)]
+/// Everything that defines an LM run; saved as config.json and in every checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LmSpec {
     /// A UTF-8 text file; None = the built-in text (the first chapters of the tinymoe book).
     pub text: Option<PathBuf>,
@@ -148,6 +149,10 @@ pub struct LmArgs {
     /// A tiny model for one epoch (seconds; used by the tests).
     #[arg(long)]
     pub quick: bool,
+    /// Continue the run saved in this checkpoint (its own settings; only --out and --threads
+    /// apply): the losses continue exactly as if it had never stopped.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Results folder.
     #[arg(long, default_value = "results/lm")]
     pub out: PathBuf,
@@ -231,7 +236,14 @@ fn read_text(path: &Path) -> Result<String, Error> {
 /// `tinymoe train lm`.
 pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
-    let spec = spec_from(&a);
+    let resumed = match &a.resume {
+        Some(path) => Some(load_for_resume(path)?),
+        None => None,
+    };
+    let spec = match &resumed {
+        Some((spec, _, _)) => spec.clone(),
+        None => spec_from(&a),
+    };
     let (text, source) = load_text(&spec)?;
     let tok = tokenizer::from_spec(&spec.tokenizer)?;
     let cfg = model_config(&spec, tok.vocab_size())?;
@@ -255,7 +267,23 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     }
     let windows_per_epoch = Windows::new(train_tokens, spec.seq).len();
     let train_cfg = to_config(&spec.training, windows_per_epoch.div_ceil(spec.training.batch_size.max(1)))?;
-    let mut model = lm::init::<f32>(cfg, &mut init::stream(spec.training.seed, streams::INIT));
+    let (mut model, state) = match resumed {
+        Some((_, model, state)) => {
+            if model.config != cfg {
+                return Err(Error::bad_value(
+                    "resume",
+                    a.resume.as_ref().expect("resuming").display(),
+                    "the checkpoint's model does not match its own saved settings",
+                )
+                .into());
+            }
+            (model, Some(state))
+        }
+        None => (lm::init::<f32>(cfg, &mut init::stream(spec.training.seed, streams::INIT)), None),
+    };
+    // Ctrl-C: finish the current step, save where the run stands, and stop cleanly.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
 
     let out = &a.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -274,22 +302,40 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     let total = train_cfg.epochs * windows_per_epoch.div_ceil(train_cfg.batch_size);
     let bar = progress::bar(total, "lm");
     let ckpt = out.join("model.ckpt");
+    if let Some(s) = &state {
+        bar.set_position(s.step as u64);
+        println!("resuming at epoch {}, batch {} (step {})\n", s.epoch, s.batches_done, s.step);
+    }
     let started = Instant::now();
-    let history = train::fit_lm(
+    let history = train::fit_lm_resumable(
         &mut model,
         train_tokens,
         spec.seq,
         &val,
         &train_cfg,
+        state,
+        Some(&STOP),
         &mut |p| progress::update(&bar, p),
-        &mut |e, m| {
-            bar.suspend(|| print_epoch(e));
-            save(&ckpt, m, &spec, e)
+        &mut |event, m, state| {
+            if let train::Checkpoint::Epoch(e) = event {
+                bar.suspend(|| print_epoch(e));
+            }
+            save(&ckpt, m, &spec, state)
         },
     )
     .with_context(|| format!("training the language model on {source}"))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    if history.interrupted {
+        println!(
+            "\ninterrupted: saved the run at step {} in {}\ncontinue it with: tinymoe train lm --resume {} --out {}",
+            history.step_losses.len(),
+            ckpt.display(),
+            ckpt.display(),
+            out.display()
+        );
+        return Ok(());
+    }
 
     write_metrics(&out.join("metrics.csv"), &history)?;
     draw_loss(&out.join("loss_curve.png"), &history, windows_per_epoch.div_ceil(train_cfg.batch_size))?;
@@ -378,15 +424,35 @@ fn print_epoch(e: &LmEpoch) {
     );
 }
 
-fn save(path: &Path, model: &lm::Params<f32>, spec: &LmSpec, e: &LmEpoch) -> crate::Result<()> {
+/// A checkpoint of the model and where its training stands (atomically replacing the last).
+fn save(path: &Path, model: &lm::Params<f32>, spec: &LmSpec, state: &train::LmState) -> crate::Result<()> {
+    let last = state.history.epochs.last();
     let meta = serde_json::json!({
         "tokenizer": spec.tokenizer,
-        "epoch": e.epoch,
-        "val_loss": e.val_loss,
-        "train_loss": e.train_loss,
-        "seed": spec.training.seed,
+        "epochs_done": last.map_or(0, |e| e.epoch),
+        "step": state.step,
+        "val_loss": last.map(|e| e.val_loss),
+        "interrupted": state.history.interrupted,
+        "spec": spec,
     });
-    checkpoint::save(path, KIND, &model.config, model, meta)
+    let saved = checkpoint::Trained { model: model.clone(), state: Some(state.clone()) };
+    checkpoint::save(path, KIND, &model.config, &saved, meta)
+}
+
+type Saved = checkpoint::Trained<lm::Params<f32>, train::LmState>;
+
+/// The settings, model and training state of a checkpoint to resume.
+fn load_for_resume(path: &Path) -> anyhow::Result<(LmSpec, lm::Params<f32>, train::LmState)> {
+    let (header, saved): (_, Saved) = checkpoint::load(path, KIND)?;
+    let bad = |problem: &str| Error::Checkpoint { path: path.to_path_buf(), problem: problem.into() };
+    let spec: LmSpec = header
+        .meta
+        .get("spec")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .ok_or_else(|| bad("it does not record the run's settings, so it cannot be resumed"))?;
+    let state = saved.state.ok_or_else(|| bad("it holds weights only, no training state to resume"))?;
+    Ok((spec, saved.model, state))
 }
 
 fn write_metrics(path: &Path, h: &LmHistory) -> crate::Result<()> {
@@ -450,7 +516,8 @@ fn draw_attention(
 
 /// Loads an LM checkpoint, with the tokeniser it was trained with (its spec is in the header).
 fn load_model(path: &Path) -> anyhow::Result<(lm::Params<f32>, Box<dyn Tokenizer>)> {
-    let (header, model): (_, lm::Params<f32>) = checkpoint::load(path, KIND)?;
+    let (header, saved): (_, Saved) = checkpoint::load(path, KIND)?;
+    let model = saved.model;
     let spec = header.meta.get("tokenizer").and_then(|t| t.as_str()).unwrap_or("bytes");
     let tok = tokenizer::from_spec(spec)
         .with_context(|| format!("{}: loading the tokeniser the model was trained with", path.display()))?;

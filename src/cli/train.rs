@@ -42,7 +42,7 @@ pub struct Spec {
 }
 
 /// How to train, for any model: saved (flattened) in every config.json.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TrainingSpec {
     pub epochs: usize,
     pub batch_size: usize,

@@ -63,6 +63,27 @@ pub fn stream(seed: u64, stream: u64) -> Rng {
     r
 }
 
+/// A generator's exact position, to save in a checkpoint and restore: its seed, stream and
+/// how many 32-bit words it has produced. Restoring gives the same future draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RngState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: u128,
+}
+
+impl RngState {
+    pub fn of(r: &Rng) -> RngState {
+        RngState { seed: r.get_seed(), stream: r.get_stream(), word_pos: r.get_word_pos() }
+    }
+    pub fn restore(&self) -> Rng {
+        let mut r = Rng::from_seed(self.seed);
+        r.set_stream(self.stream);
+        r.set_word_pos(self.word_pos);
+        r
+    }
+}
+
 /// The stream numbers used across tinymoe.
 pub mod streams {
     pub const INIT: u64 = 0;

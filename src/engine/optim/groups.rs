@@ -54,7 +54,7 @@ impl Rule {
 }
 
 /// The settings for one tensor, after the rules are applied.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Setting {
     pub frozen: bool,
     pub lr_scale: f64,

@@ -66,8 +66,9 @@ struct Slot<F> {
     v: Vec<F>,
 }
 
-/// An optimiser bound to one model's tensor list (names fixed at construction).
-#[derive(Debug, Clone)]
+/// An optimiser bound to one model's tensor list (names fixed at construction). Serialisable,
+/// so a checkpoint can carry its moments and step count and training resumes exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Optimizer<F> {
     pub kind: Kind,
     names: Vec<String>,
@@ -97,6 +98,11 @@ impl<F: Float> Optimizer<F> {
             names.push(name);
         }
         Optimizer { kind, names, settings, slots, anchors, t: 0 }
+    }
+
+    /// The tensor names this optimiser was built for, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The settings each tensor got from the rules, by name.
