@@ -11,6 +11,7 @@
 //! - [`train`]: the training loop.
 //! - [`plot`]: PNG pictures from plain numbers.
 //! - [`checkpoint`], [`io`]: checkpoints with a checksum, and atomic file writes.
+//! - [`interchange`]: weights as safetensors, with PyTorch `state_dict` names and layouts.
 //! - [`bench`]: the benchmark workloads of BENCH.md.
 //! - [`cli`]: the `tinymoe` program; the only place that prints.
 
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod interchange;
 pub mod io;
 pub mod models;
 pub mod moe;

@@ -3,6 +3,8 @@
 
 mod bench;
 mod data;
+mod export;
+mod inspect;
 mod lm;
 mod progress;
 mod tokenizer;
@@ -42,6 +44,12 @@ pub enum Command {
     /// Synthetic corpora: print a domain's samples with their tokens (`data show code`), or
     /// every domain's diversity figures (`data stats`).
     Data(data::DataArgs),
+    /// Show what a checkpoint holds: kind, config, metadata, every tensor's shape and norms,
+    /// and whether its checksum holds.
+    Inspect(inspect::InspectArgs),
+    /// Write a trained language model's weights as safetensors, with PyTorch state_dict names
+    /// and layouts (Linear weights [out, in]).
+    Export(export::ExportArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -55,5 +63,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(a) => bench::bench(a),
         Command::Tokenizer(a) => tokenizer::tokenizer(a),
         Command::Data(a) => data::data(a),
+        Command::Inspect(a) => inspect::inspect(a),
+        Command::Export(a) => export::export(a),
     }
 }

@@ -1,0 +1,73 @@
+//! `tinymoe export --model CKPT --out FILE.safetensors`: a trained language model's weights as
+//! safetensors, with PyTorch `state_dict` names and layouts (the table in
+//! [`crate::interchange`]), so it loads with `safetensors.torch.load_file` and continues in
+//! PyTorch.
+//!
+//! The file's `__metadata__` carries `format = "pt"` (what the Hugging Face loaders expect),
+//! the model kind, its config and the checkpoint's metadata as JSON strings, and the layout
+//! rule. `--manifest FILE.json` also writes every tensor's names, shapes and values in *our*
+//! layout ([d_in, d_out]), so another reader can check the file independently
+//! (`scripts/check_safetensors.py`, run by CI).
+
+use crate::cli::inspect::load_lm;
+use crate::engine::params::Tensors;
+use crate::interchange::{export_safetensors, mapping};
+use crate::io::write_atomic;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A checkpoint written by `tinymoe train lm`.
+    #[arg(long, default_value = "results/lm/model.ckpt")]
+    pub model: PathBuf,
+    /// Where to write the safetensors file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write a JSON manifest (names, shapes, values in tinymoe's layout) for checking the
+    /// file with another reader.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+}
+
+/// `tinymoe export`.
+pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let (header, model, _) = load_lm(&a.model)?;
+    let metadata = BTreeMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("tinymoe.kind".to_string(), header.kind.clone()),
+        ("tinymoe.config".to_string(), header.config.to_string()),
+        ("tinymoe.meta".to_string(), header.meta.to_string()),
+        ("tinymoe.layout".to_string(), "PyTorch state_dict: Linear weights [out, in]".to_string()),
+    ]);
+    export_safetensors(&a.out, &model, &metadata)?;
+    let map = mapping(&model);
+    let total: usize = model.tensors().iter().map(|(_, t)| t.len()).sum();
+    println!("wrote {} ({} tensors, {total} parameters)", a.out.display(), map.len());
+    for m in &map {
+        let note = if m.transposed { "  (transposed from ours)" } else { "" };
+        println!("  {:<32} {:?}{note}", m.pytorch, m.shape);
+    }
+    if let Some(path) = &a.manifest {
+        let tensors: Vec<serde_json::Value> = map
+            .iter()
+            .zip(model.tensors())
+            .map(|(m, (_, t))| {
+                serde_json::json!({
+                    "name": m.pytorch,
+                    "ours": m.ours,
+                    "shape": m.shape,
+                    "our_shape": t.shape(),
+                    "transposed": m.transposed,
+                    // Row-major in our layout; an f32 is exact as a JSON (f64) number.
+                    "values": t.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({ "file": a.out, "tensors": tensors });
+        write_atomic(path, serde_json::to_string(&doc)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
