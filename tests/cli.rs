@@ -303,3 +303,21 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
     std::fs::write(&junk, b"not a checkpoint").unwrap();
     assert_clean_error(&tinymoe(&["train", "lm", "--resume", junk.to_str().unwrap(), "--out", out]), "junk.ckpt");
 }
+
+/// `tinymoe data show … | head -1`: the reader closing the pipe early is not a crash.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tinymoe"))
+        .args(["data", "show", "story", "--n", "400"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(o.status.success(), "{:?}: {err}", o.status);
+}
