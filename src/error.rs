@@ -23,6 +23,9 @@ pub enum Error {
     /// Training produced a NaN or infinite loss.
     #[error("the loss became {value} at step {step}; training stopped (the model keeps its last good weights)")]
     NonFiniteLoss { step: usize, value: f64 },
+    /// A gradient held a NaN or infinite value.
+    #[error("the gradient of {tensor} became {value} at step {step}; training stopped (the model keeps its last good weights)")]
+    NonFiniteGrad { step: usize, tensor: String, value: f64 },
     /// A checkpoint that cannot be used: wrong magic, version or kind, truncated, corrupt.
     #[error("{path}: not a usable checkpoint: {problem}")]
     Checkpoint { path: PathBuf, problem: String },

@@ -144,7 +144,7 @@ pub fn fit(
             let out = classifier::train_step(model, batch.x.view(), &batch.y, &mut dropout_rng);
             let loss = finite(out.loss as f64, step)?;
             let mut grads = out.grads;
-            update(model, &mut grads, &mut opt, cfg, step);
+            update(model, &mut grads, &mut opt, cfg, step)?;
             step += 1;
             loss_sum += loss * idx.len() as f64;
             acc_sum += out.accuracy * idx.len() as f64;
@@ -182,19 +182,36 @@ fn finite(loss: f64, step: usize) -> Result<f64> {
     }
 }
 
-/// One optimiser step: clip the gradients' global norm (if asked), then step at the
-/// schedule's learning rate for this step.
+/// A gradient with a NaN or infinity anywhere stops training before any weight changes, naming
+/// the step and the first tensor (parameter group) that holds it — a finite loss can still
+/// backpropagate into an overflow.
+pub fn check_grads(grads: &dyn Tensors<f32>, step: usize) -> Result<()> {
+    if optim::global_norm(grads).is_finite() {
+        return Ok(());
+    }
+    let (tensor, value) = grads
+        .tensors()
+        .into_iter()
+        .find_map(|(name, g)| g.iter().find(|v| !v.is_finite()).map(|&v| (name, v as f64)))
+        .unwrap_or_else(|| ("(sum of squares overflowed)".into(), f64::INFINITY));
+    Err(Error::NonFiniteGrad { step, tensor, value })
+}
+
+/// One optimiser step: refuse non-finite gradients, clip the gradients' global norm (if
+/// asked), then step at the schedule's learning rate for this step.
 fn update(
     model: &mut dyn Tensors<f32>,
     grads: &mut dyn Tensors<f32>,
     opt: &mut Optimizer<f32>,
     cfg: &Config,
     step: usize,
-) {
+) -> Result<()> {
+    check_grads(grads, step)?;
     if let Some(max_norm) = cfg.clip {
         optim::clip_global_norm(grads, max_norm);
     }
     opt.step(model, grads, cfg.schedule.lr_at(step, cfg.lr));
+    Ok(())
 }
 
 /// One epoch of language-model training.
@@ -361,7 +378,7 @@ pub fn fit_lm_resumable(
                 lm::forward(model, batch.ids.view(), batch.targets.view(), &mut Mode::Train(&mut dropout_rng));
             let loss = finite(loss as f64, step)?;
             let mut grads = lm::backward(model, &cache);
-            update(model, &mut grads, &mut opt, cfg, step);
+            update(model, &mut grads, &mut opt, cfg, step)?;
             step += 1;
             let n = batch.ids.len();
             loss_sum += loss * n as f64;

@@ -187,3 +187,26 @@ fn training_stopped_saved_loaded_and_resumed_equals_training_straight_through() 
     assert_eq!(val_losses(&rest), val_losses(&all));
     assert_eq!(resumed, straight, "the final weights, bit for bit");
 }
+
+#[test]
+fn a_non_finite_gradient_is_refused_naming_its_tensor_and_step() {
+    let cfg = Config {
+        vocab: 16,
+        max_seq: 4,
+        d_model: 8,
+        n_heads: 2,
+        d_ff: 8,
+        n_layers: 1,
+        dropout: 0.0,
+        pad_id: None,
+        tie_head: true,
+    };
+    let model = lm::init::<f32>(cfg, &mut init::rng(1));
+    let ids = Array2::from_shape_fn((2, 4), |(b, t)| (b + 3 * t) % 16);
+    let (_, cache) = lm::forward(&model, ids.view(), ids.view(), &mut Mode::Eval);
+    let mut grads = lm::backward(&model, &cache);
+    assert!(tinymoe::train::check_grads(&grads, 7).is_ok());
+    grads.blocks[0].attn.k.dw[[1, 2]] = f32::NAN;
+    let err = tinymoe::train::check_grads(&grads, 7).unwrap_err().to_string();
+    assert!(err.contains("blocks.0.attn.k.w") && err.contains("NaN") && err.contains("step 7"), "{err}");
+}
