@@ -10,14 +10,14 @@
 //! ```
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("tinymoe-npy-doc-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # std::fs::create_dir_all(&dir).map_err(|e| tinymoe::Error::io(&dir, e))?;
 //! use ndarray::{array, Array2};
 //! let x = array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]; // [2, 3]
 //! let path = dir.join("x.npy");
 //! tinymoe::data::npy::write_npy(&path, &x)?;
 //! let back: Array2<f32> = tinymoe::data::npy::read_npy(&path)?;
 //! assert_eq!(back, x);
-//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # std::fs::remove_dir_all(&dir).map_err(|e| tinymoe::Error::io(&dir, e))?;
 //! # Ok::<(), tinymoe::Error>(())
 //! ```
 
