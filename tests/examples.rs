@@ -71,6 +71,23 @@ fn assert_contains(out: &str, needle: &str, example: &str) {
     assert!(out.contains(needle), "{example} should print {needle:?}; it printed:\n{out}");
 }
 
+/// The first line that contains `needle`.
+fn line<'a>(out: &'a str, needle: &str) -> &'a str {
+    out.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+}
+
+/// The number right after `label` in `line`, with a trailing `%` or `,` dropped.
+fn number_after(line: &str, label: &str) -> f64 {
+    let rest = line.split(label).nth(1).unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
+    let word = rest.split_whitespace().next().expect("a number follows");
+    word.trim_end_matches(['%', ',', ':']).parse().unwrap_or_else(|_| panic!("{word:?} in {line:?} is not a number"))
+}
+
+/// The whitespace-separated fields of `line`.
+fn fields(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// The report line of the check named `name` (`ok     name   rel err …`).
 fn report_line<'a>(out: &'a str, name: &str) -> &'a str {
     lines_tagged(out, "ok")
@@ -275,4 +292,141 @@ fn ch05_block_and_lm_checks_pass_training_helps_and_the_kv_cache_equals_recomput
     }
     let block0 = rows.iter().find(|c| c[0] == 0.0).expect("a row for block 0");
     assert!(block0[6] < 0.05, "ch05: post-LN's residual-only path should fade by block 0: {block0:?}");
+}
+
+fn assert_contains_ch06(out: &str, needle: &str) {
+    assert_contains(out, needle, "ch06");
+}
+
+#[test]
+fn ch06_builds_a_bpe_step_by_step_and_compares_it_with_gpt2() {
+    let out = run("ch06_tokenisation");
+    // Bytes and the hand-worked BPE.
+    assert_contains_ch06(&out, "'😀' U+1F600 → UTF-8 [240, 159, 152, 128] (4 bytes)");
+    assert_contains_ch06(&out, "merge 256 = a + a = \"aa\" (seen 4 times) → ZabdZabac");
+    assert_contains_ch06(&out, "merge 257 = a + b = \"ab\" (seen 2 times) → ZYdZYac");
+    assert_contains_ch06(&out, "merge 258 = Z + Y = \"aaab\" (seen 2 times) → XdXac");
+    assert_contains_ch06(&out, "encode(\"aaabdaaabac\") = [258, 100, 258, 97, 99]");
+    // The built-in text (the book's first chapters, which change as the book is edited, so only
+    // the shape is pinned here): a word is cut into fewer pieces as merges are learned.
+    assert_contains_ch06(&out, "0 merges (vocab  257): ␣ | g | r | a | d | i | e | n | t | s");
+    let pieces: Vec<usize> =
+        out.lines().filter(|l| l.contains(" merges (vocab ")).map(|l| l.matches(" | ").count() + 1).collect();
+    assert_eq!(pieces.len(), 6, "six vocabulary sizes:\n{out}");
+    assert!(pieces.windows(2).all(|w| w[1] <= w[0]), "more merges never mean more pieces: {pieces:?}");
+    assert!(pieces[5] <= 2, "at vocab 1000, \" gradients\" is at most two tokens: {pieces:?}");
+    // GPT-2's ids.
+    assert_contains_ch06(&out, "gpt2 ids: [15496, 995, 11, 825, 277, 7, 87, 2599, 1441, 2124]");
+    // Nothing unknown, exact round trips, a compact vocabulary, a file that loads back.
+    for name in ["bytes", "bpe", "gpt2"] {
+        assert_contains_ch06(&out, &format!("random Unicode strings that {name} round-trips exactly: 1000 of 1000"));
+    }
+    assert_contains_ch06(&out, "(0 padding, 1 unknown)");
+    assert_contains_ch06(&out, "loaded back, it encodes the text to the same ids: true");
+    assert!(!out.contains(": false"), "every fact holds:\n{out}");
+    assert_contains_ch06(&out, "every fact above holds.");
+}
+
+fn assert_contains_ch07(out: &str, needle: &str) {
+    assert_contains(out, needle, "ch07");
+}
+
+#[test]
+fn ch07_batches_pad_and_mask_and_padding_never_counts() {
+    let started = std::time::SystemTime::now();
+    let out = run("ch07_data");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch07: a stated fact does not hold:\n{out}");
+    assert_contains_ch07(&out, "every fact above holds");
+
+    // 2. Diversity: every domain has no duplicates among 1,000 and mostly unseen 8-grams;
+    // the toy template repeats itself, and with frozen slots it is one sentence.
+    for name in ["code", "math", "story", "science", "psychology", "history", "medicine", "business", "sentiment"] {
+        let row = out
+            .lines()
+            .find(|l| fields(l).first() == Some(&name) && fields(l).len() == 5)
+            .unwrap_or_else(|| panic!("no diversity row for {name}:\n{out}"));
+        let f = fields(row);
+        let duplicates: f64 = f[3].trim_end_matches('%').parse().expect("a share");
+        let unseen: f64 = f[4].trim_end_matches('%').parse().expect("a share");
+        assert!(duplicates < 1.0 && unseen > 50.0, "ch07: {name} is not diverse enough: {row}");
+    }
+    let toy = fields(line(&out, "toy template, random slots"));
+    let toy_duplicates: f64 = toy[6].trim_end_matches('%').parse().expect("a share");
+    assert!((20.0..40.0).contains(&toy_duplicates), "ch07: 1,000 draws of 1,248 sentences repeat ~30 %: {toy:?}");
+    let frozen = fields(line(&out, "toy template, slots frozen"));
+    assert_eq!(&frozen[6..], ["99.90%", "0.0%"], "ch07: a frozen template is one sentence");
+
+    // 4. The batch: each row's real positions are its tokens − 1 (one is only a target), at most
+    // 128, and the rest of the 128 are padding.
+    let table = out.split("row  domain      tokens  real positions  padding").nth(1).expect("the batch table");
+    let rows: Vec<Vec<usize>> = table
+        .lines()
+        .skip(1)
+        .take(9)
+        .map(|l| {
+            let f = fields(l);
+            [f[2], f[3], f[4]].iter().map(|v| v.parse().expect("counts")).collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 9, "one row per domain");
+    for r in &rows {
+        let (tokens, real, padding) = (r[0], r[1], r[2]);
+        assert_eq!(real, (tokens - 1).min(128), "ch07: {r:?}");
+        assert_eq!(real + padding, 128, "ch07: {r:?}");
+    }
+    assert!(rows.iter().any(|r| r[2] > 0), "ch07: the batch should hold some padding");
+    let padding_share = number_after(line(&out, "real positions of 1152"), ": ");
+
+    // 5. Padding does not count: the loss and gradient equal the unpadded ones.
+    let delta = line(&out, "|Δ loss| = ");
+    assert!(number_after(delta, "|Δ loss| = ") < 1e-12, "ch07: {delta}");
+    assert!(number_after(delta, "every gradient entry = ") < 1e-12, "ch07: {delta}");
+    let accuracy = line(&out, "padding counted ");
+    assert_eq!(number_after(accuracy, "padding counted "), padding_share, "the always-pad score is the padding share");
+    assert_eq!(number_after(accuracy, "padding ignored "), 0.0);
+    let attention: Vec<Vec<&str>> =
+        out.lines().map(fields).filter(|f| f.len() == 3 && (f[0] == "bidirectional" || f[0] == "causal")).collect();
+    assert_eq!(attention.len(), 4, "ch07: two kinds of attention, with and without the key mask:\n{out}");
+    for f in &attention {
+        let d: f64 = f[2].parse().expect("a difference");
+        if f[..2] == ["bidirectional", "no"] {
+            assert!(d > 1e-3, "ch07: unmasked bidirectional attention should read the padding: {f:?}");
+        } else {
+            assert!(d < 1e-12, "ch07: {f:?}");
+        }
+    }
+
+    // 6. Balanced sampling: 2 of each of 4 domains per batch of 8; shuffled leaves gaps.
+    let balanced = out.split("balanced: 384 sequences drawn, 48 batches").nth(1).expect("the balanced epoch");
+    for l in balanced.lines().skip(2).take(5) {
+        assert_eq!(&fields(l)[1..], ["2", "2", "2", "2"], "ch07: {l}");
+    }
+    assert_contains_ch07(&out, "batches with no business sequence: 0 of 48");
+    assert_contains_ch07(&out, "business 96 (12)");
+
+    // 7. IDX, written and read back; the normalisation; errors naming the file.
+    assert_contains_ch07(&out, "header 00 00 08 03 00 00 00 03 00 00 00 1c 00 00 00 1c");
+    assert_contains_ch07(&out, "header 00 00 08 01 00 00 00 03   (magic 0x00000801, dim 3), data 01 00 07");
+    assert_contains_ch07(&out, "x (3, 784), labels [1, 0, 7]");
+    assert_contains_ch07(&out, "pixel 0 → -0.4242   pixel 33 → -0.0042   pixel 255 → 2.8215");
+    assert_contains_ch07(&out, "wrong-magic-idx3-ubyte: wrong magic number 0x00000801");
+    assert_contains_ch07(&out, "truncated-idx3-ubyte: truncated: the header says [3, 28, 28] = 2352 bytes");
+    assert_contains_ch07(&out, "2 labels, but");
+
+    // 8. .npy round trip.
+    assert_contains_ch07(&out, "{'descr': '|u1', 'fortran_order': False, 'shape': (9, 128)}");
+    assert_contains_ch07(&out, "ids, mask and images read back from .npy exactly: true");
+
+    // The pictures: written by this run, and PNGs.
+    let pngs: Vec<&str> =
+        out.lines().filter_map(|l| l.strip_prefix("wrote ")).filter(|p| p.ends_with(".png")).collect();
+    assert_eq!(pngs.len(), 4, "ch07 draws the overlap, the batch ids, its mask and the attention masks:\n{out}");
+    for png in pngs {
+        // The example writes relative to its working directory, which is this test's.
+        let path = Path::new(png);
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("ch07: {png}: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "ch07: {png} is not a PNG");
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).expect("an mtime");
+        assert!(modified >= started - std::time::Duration::from_secs(2), "ch07: {png} was not written by this run");
+    }
 }
