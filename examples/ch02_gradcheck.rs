@@ -18,7 +18,7 @@
 //! Run: `cargo run --release --example ch02_gradcheck`
 
 use ndarray::{array, s, Array2, Array3, ArrayView2, Axis};
-use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options, Report};
+use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options};
 use tinymoe::engine::layers::{activation, dropout, embedding, layer_norm, linear, mlp, Activation, InputGrad, Mode};
 use tinymoe::engine::losses::cross_entropy;
 use tinymoe::engine::ops::softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
@@ -26,52 +26,14 @@ use tinymoe::engine::{init, Float};
 use tinymoe::models::classifier::{self, Classifier};
 use tinymoe::moe::mixture;
 
-/// The bar every correct backward must clear, in f64.
-const TOL: f64 = 1e-6;
-/// A deliberately broken gradient must be off by at least this much to count as caught.
-const CAUGHT: f64 = 1e-2;
+#[path = "common/tally.rs"]
+mod tally;
+use tally::{Tally, TOL};
+
 /// Finite-difference step.
 const EPS: f64 = 1e-5;
 /// The padding token id (and ignored target) used throughout.
 const PAD: usize = 0;
-
-/// Counts the checks that should pass, and the broken ones that must fail.
-#[derive(Default)]
-struct Tally {
-    passed: usize,
-    worst: f64,
-    problems: Vec<String>,
-}
-
-impl Tally {
-    /// A check that must pass: prints `ok` or `FAIL` and the report.
-    fn expect_pass(&mut self, layer: &str, mut r: Report) {
-        r.name = format!("{layer}.{}", r.name);
-        if r.worst_rel_err <= TOL {
-            self.passed += 1;
-            self.worst = self.worst.max(r.worst_rel_err);
-            println!("ok     {r}");
-        } else {
-            println!("FAIL   {r}");
-            self.problems.push(format!("{r}"));
-        }
-    }
-    fn expect_pass_all(&mut self, layer: &str, reports: Vec<Report>) {
-        for r in reports {
-            self.expect_pass(layer, r);
-        }
-    }
-    /// A deliberately broken gradient: the report must show a large error.
-    fn expect_caught(&mut self, layer: &str, mut r: Report) {
-        r.name = format!("{layer}.{}", r.name);
-        if r.worst_rel_err > CAUGHT {
-            println!("caught {r}");
-        } else {
-            println!("MISSED {r}");
-            self.problems.push(format!("not caught: {r}"));
-        }
-    }
-}
 
 fn main() {
     activations_table();

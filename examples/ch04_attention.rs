@@ -21,7 +21,7 @@
 use ndarray::{array, s, Array2, Axis, Zip};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options, Report};
+use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options};
 use tinymoe::engine::init;
 use tinymoe::engine::layers::attention::{self, Mask};
 use tinymoe::engine::layers::transformer_block as block;
@@ -31,51 +31,15 @@ use tinymoe::engine::optim::{Kind, Optimizer};
 use tinymoe::models::transformer_lm::{self as lm, Config};
 use tinymoe::plot::heatmap::attention_grid;
 
-/// The bar every correct backward must clear, in f64.
-const TOL: f64 = 1e-6;
-/// A deliberately broken gradient must be off by at least this much to count as caught.
-const CAUGHT: f64 = 1e-2;
+#[path = "common/tally.rs"]
+mod tally;
+use tally::{Tally, TOL};
+
 /// Finite-difference step for inputs (dx, dQ, …); the parameter checks use the checker's
 /// default, 1e-4, as whole-model checks do (chapter 02).
 const EPS: f64 = 1e-5;
 /// Where the pictures go, relative to the current directory.
 const OUT_DIR: &str = "target/examples-out";
-
-/// Counts the checks that should pass, and the broken ones that must fail (as in chapter 02).
-#[derive(Default)]
-struct Tally {
-    passed: usize,
-    worst: f64,
-    problems: Vec<String>,
-}
-
-impl Tally {
-    fn expect_pass(&mut self, prefix: &str, mut r: Report) {
-        r.name = format!("{prefix}.{}", r.name);
-        if r.worst_rel_err <= TOL {
-            self.passed += 1;
-            self.worst = self.worst.max(r.worst_rel_err);
-            println!("ok     {r}");
-        } else {
-            println!("FAIL   {r}");
-            self.problems.push(format!("{r}"));
-        }
-    }
-    fn expect_pass_all(&mut self, prefix: &str, reports: Vec<Report>) {
-        for r in reports {
-            self.expect_pass(prefix, r);
-        }
-    }
-    fn expect_caught(&mut self, prefix: &str, mut r: Report) {
-        r.name = format!("{prefix}.{}", r.name);
-        if r.worst_rel_err > CAUGHT {
-            println!("caught {r}");
-        } else {
-            println!("MISSED {r}");
-            self.problems.push(format!("not caught: {r}"));
-        }
-    }
-}
 
 fn main() {
     by_hand();

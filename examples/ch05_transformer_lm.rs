@@ -25,7 +25,7 @@ use ndarray::{array, Array1, Array2, ArrayView2, Axis};
 use std::time::Instant;
 use tinymoe::data::text::{self, Windows};
 use tinymoe::data::tokenizer::{Bytes, Tokenizer};
-use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options, Report};
+use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options};
 use tinymoe::engine::init;
 use tinymoe::engine::layers::attention::{self, Mask};
 use tinymoe::engine::layers::transformer_block as block;
@@ -36,47 +36,17 @@ use tinymoe::models::generate::{generate, sample, Decode, Decoder, Sampling};
 use tinymoe::models::transformer_lm::{self as lm, Config};
 use tinymoe::train;
 
+#[path = "common/tally.rs"]
+mod tally;
+use tally::{Tally, TOL};
+
 /// The allocator the `tinymoe` binary uses (src/main.rs says why): glibc's malloc hands every
 /// large buffer back to the OS and maps it again on the next step.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The bar every correct backward must clear, in f64.
-const TOL: f64 = 1e-6;
 /// Finite-difference step for inputs (dx); parameter checks use the checker's default, 1e-4.
 const EPS: f64 = 1e-5;
-
-/// Counts the gradient checks and collects any problem (as in chapters 02 and 04).
-#[derive(Default)]
-struct Tally {
-    passed: usize,
-    worst: f64,
-    problems: Vec<String>,
-}
-
-impl Tally {
-    fn expect_pass(&mut self, prefix: &str, mut r: Report) {
-        r.name = format!("{prefix}.{}", r.name);
-        if r.worst_rel_err <= TOL {
-            self.passed += 1;
-            self.worst = self.worst.max(r.worst_rel_err);
-            println!("ok     {r}");
-        } else {
-            println!("FAIL   {r}");
-            self.problems.push(format!("{r}"));
-        }
-    }
-    fn expect_pass_all(&mut self, prefix: &str, reports: Vec<Report>) {
-        for r in reports {
-            self.expect_pass(prefix, r);
-        }
-    }
-    fn require(&mut self, what: &str, holds: bool) {
-        if !holds {
-            self.problems.push(what.to_string());
-        }
-    }
-}
 
 fn main() {
     let started = Instant::now();
