@@ -1,10 +1,19 @@
 //! Mixture-of-Experts: routing on top of the engine.
 //!
-//! Today: the dense soft mixture of MLP experts ([`mixture`]). The routing issue adds the
-//! routers, top-k sparse dispatch, sequence-level and domain-classifier routing, router
-//! losses, interventions and routing metrics here.
+//! - [`expert`]: an MLP expert or a transformer-stack expert behind one interface;
+//! - [`router`]: the linear or 2-layer feed-forward gate, optionally noisy;
+//! - [`routing`]: the decision (dense, top-k, capacity and dropping, forced, switched-off,
+//!   steered, assigned) and its backward;
+//! - [`layer`]: router + experts + sparse dispatch, token- or sequence-level;
+//! - [`losses`]: Switch load balancing, z-loss, entropy regularisers;
+//! - [`metrics`] and [`steer`]: what the experiments measure about routing;
+//! - [`mixture`]: the dense soft mixture of MLP experts of E1 and the `mlp-moe` benchmark.
 //!
 //! Architecture invariant: `moe` uses only `engine`; it knows nothing of models, data, io,
 //! experiments or the CLI.
 
+pub mod expert;
+pub mod layer;
 pub mod mixture;
+pub mod router;
+pub mod routing;
