@@ -28,7 +28,7 @@ struct Case {
     router_hidden: Option<usize>,
     noisy: bool,
     padding: bool,
-    assigned: Option<Vec<usize>>,
+    assigned: Option<Vec<Option<usize>>>,
 }
 
 fn build(c: &Case, seed: u64) -> layer::Params<f64> {
@@ -158,9 +158,10 @@ fn sequence_level_top2_with_mlp_experts_and_padding() {
 
 #[test]
 fn assigned_routing_sends_router_gradient_only_through_its_own_loss() {
-    // Domain-classifier routing: sequence s goes to expert assigned[s] with gate 1; the router
-    // (the classifier) learns only from ∂L/∂z of its cross-entropy (q in `check`).
-    check(Case { padding: true, assigned: Some(vec![2, 0, 2]), ..case(Level::Sequence, Gating::top_k(1), true) });
+    // Domain-classifier routing: sequences 0 and 2 go to their label's expert with gate 1
+    // (teacher forcing), sequence 1 to the classifier's top-1 choice (also gate 1); the
+    // router (the classifier) learns only from ∂L/∂z of its cross-entropy (q in `check`).
+    check(Case { padding: true, assigned: Some(vec![Some(2), None, Some(2)]), ..case(Level::Sequence, Gating::top_k(1), true) });
 }
 
 #[test]

@@ -180,7 +180,7 @@ fn sequence_level_routing_sends_whole_sequences() {
     // Every real token of a sequence takes its sequence's expert: 5 + 3 + 4 = 12 tokens.
     assert_eq!(cache.stats().tokens.iter().sum::<usize>(), 12);
     // Assigned routing overrides the router.
-    let route = Route { intervention: None, assigned: Some(&[2, 2, 0]) };
+    let route = Route { intervention: None, assigned: Some(&[Some(2), Some(2), Some(0)]) };
     let (_, cache) = layer::forward(&p, x.view(), 3, 5, mask, route, &mut Mode::Eval);
     assert_eq!(cache.stats().tokens, vec![4, 0, 8]);
     assert_eq!(cache.stats().calls, vec![1, 0, 1]);

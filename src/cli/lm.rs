@@ -2,11 +2,15 @@
 //! language model trained on built-in text (or a file), text sampled from it, and its
 //! attention maps.
 //!
-//! A results folder holds: config.json, metrics.csv (per epoch: train and validation loss,
+//! The settings: the preset (`lm`, or `lm-quick` with `--quick`) < a `--config` TOML file <
+//! flags (see `cli::config`).
+//!
+//! A results folder holds: config.toml, config.json, metrics.csv (per epoch: train and validation loss,
 //! perplexity, tokens/s), loss_curve.png, model.ckpt (saved after every epoch, atomically),
 //! sample.txt, and attention_layer{L}.png for a sentence of the text.
 
 use crate::checkpoint;
+use crate::cli::config::{self, Field, Settings};
 use crate::cli::progress;
 use crate::cli::train::{moving_average, set_threads, to_config, TrainingSpec};
 use crate::data::corpora::{self, Domain};
@@ -31,9 +35,14 @@ use std::time::Instant;
 /// The checkpoint kind of a language model.
 pub const KIND: &str = "transformer_lm";
 
-/// Everything that defines an LM run; saved as config.json and in every checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Everything that defines an LM run; saved as config.toml, config.json and in every
+/// checkpoint. Each field's meaning and range: [`FIELDS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LmSpec {
+    /// The preset it started from (`tinymoe config list`); checkpoints from before presets
+    /// existed read as "lm".
+    #[serde(default = "lm_preset_name")]
+    pub preset: String,
     /// A UTF-8 text file; None = the built-in text (the first chapters of the tinymoe book).
     pub text: Option<PathBuf>,
     /// Synthetic domains to learn instead (samples joined by blank lines), e.g. code, math.
@@ -55,40 +64,127 @@ pub struct LmSpec {
     pub training: TrainingSpec,
 }
 
-impl Default for LmSpec {
-    fn default() -> Self {
-        LmSpec {
-            text: None,
-            corpus: vec![],
-            samples: 500,
-            tokenizer: "bytes".into(),
-            seq: 128,
-            d_model: 128,
-            n_heads: 4,
-            d_ff: 512,
-            n_layers: 2,
-            dropout: 0.1,
-            tie_head: true,
-            val_fraction: 0.1,
-            training: TrainingSpec {
-                epochs: 12,
-                batch_size: 16,
-                lr: 2e-3,
-                optimizer: "adamw".into(),
-                momentum: 0.9,
-                weight_decay: 0.01,
-                schedule: "cosine".into(),
-                warmup_steps: 30,
-                clip: Some(1.0),
-                seed: 42,
-            },
+fn lm_preset_name() -> String {
+    "lm".into()
+}
+
+/// The language model's keys, as `tinymoe config show lm` documents them (TrainingSpec's follow).
+pub const FIELDS: &[Field] = &[
+    Field::optional(
+        "text",
+        "A UTF-8 text file to learn (relative to the working directory). Unset: `corpus` if it\n\
+         names domains, else the built-in text (the first chapters of the tinymoe book).",
+        "\"book.txt\"",
+    ),
+    Field::new(
+        "corpus",
+        "Synthetic domains to learn instead, e.g. [\"code\", \"math\"] (`tinymoe data stats` lists\n\
+         them); [] = off. Not together with `text`.",
+    ),
+    Field::new("samples", "Samples per domain of `corpus`; integer ≥ 1."),
+    Field::new("tokenizer", "\"bytes\", \"gpt2\", \"bpe:FILE\" (from `tinymoe tokenizer train`) or \"compact:FILE\"."),
+    Field::new(
+        "seq",
+        "Context length in tokens: positions per training window, and the model's maximum;\n\
+         integer ≥ 1.",
+    ),
+    Field::new("d_model", "Width of the residual stream (embedding size); integer ≥ 1, a multiple of n_heads."),
+    Field::new("n_heads", "Attention heads per block; integer ≥ 1 that divides d_model."),
+    Field::new("d_ff", "Hidden width of each block's feed-forward MLP; integer ≥ 1."),
+    Field::new("n_layers", "Transformer blocks; integer ≥ 1."),
+    Field::new("dropout", "Dropout probability in the blocks' MLPs; in [0, 1), 0 = off."),
+    Field::new("tie_head", "true: the output head reuses the token-embedding table; false: a separate head."),
+    Field::new("val_fraction", "Share of the tokens held out for validation (the end of the text); in (0, 1)."),
+];
+
+impl LmSpec {
+    /// Every value against its allowed range, naming the first bad one: the one check for
+    /// presets, config files, flags and resumed checkpoints.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.text.is_some() && !self.corpus.is_empty() {
+            return Err(Error::bad_value(
+                "corpus",
+                format!("{:?}", self.corpus),
+                "set either text or corpus, not both",
+            ));
         }
+        for d in &self.corpus {
+            d.parse::<Domain>().map_err(|e| Error::bad_value("corpus", format!("{d:?}"), &e.to_string()))?;
+        }
+        config::at_least_one("samples", self.samples)?;
+        for (name, v) in [
+            ("seq", self.seq),
+            ("d_model", self.d_model),
+            ("n_heads", self.n_heads),
+            ("d_ff", self.d_ff),
+            ("n_layers", self.n_layers),
+        ] {
+            config::at_least_one(name, v)?;
+        }
+        if self.d_model % self.n_heads != 0 {
+            return Err(Error::bad_value(
+                "n_heads",
+                self.n_heads,
+                &format!("must divide d_model = {} (each head gets d_model / n_heads columns)", self.d_model),
+            ));
+        }
+        config::in_zero_one("dropout", self.dropout)?;
+        config::in_open_unit("val_fraction", self.val_fraction)?;
+        self.training.validate()
     }
+}
+
+/// The `lm` preset: what `tinymoe train lm` trains with no flags.
+pub fn preset_lm() -> LmSpec {
+    LmSpec {
+        preset: lm_preset_name(),
+        text: None,
+        corpus: vec![],
+        samples: 500,
+        tokenizer: "bytes".into(),
+        seq: 128,
+        d_model: 128,
+        n_heads: 4,
+        d_ff: 512,
+        n_layers: 2,
+        dropout: 0.1,
+        tie_head: true,
+        val_fraction: 0.1,
+        training: TrainingSpec {
+            epochs: 12,
+            batch_size: 16,
+            lr: 2e-3,
+            optimizer: "adamw".into(),
+            momentum: 0.9,
+            weight_decay: 0.01,
+            schedule: "cosine".into(),
+            warmup_steps: 30,
+            clip: Some(1.0),
+            seed: 42,
+        },
+    }
+}
+
+/// The `lm-quick` preset (`--quick`): a tiny model for one epoch, seconds.
+pub fn preset_lm_quick() -> LmSpec {
+    let mut s =
+        LmSpec { preset: "lm-quick".into(), seq: 32, d_model: 32, n_heads: 2, d_ff: 64, n_layers: 1, ..preset_lm() };
+    s.training.epochs = 1;
+    s.training.warmup_steps = 5;
+    s
 }
 
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct LmArgs {
+    /// Starting point for every setting (lm, lm-quick; default: the config file's `preset`,
+    /// else lm). The config file and flags override it.
+    #[arg(long, conflicts_with = "quick")]
+    pub preset: Option<String>,
+    /// A TOML file of settings (`tinymoe config show lm > my.toml` writes one); it overrides
+    /// the preset and flags override it.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
     /// A UTF-8 text file to learn (default: the built-in text, the first chapters of the
     /// tinymoe book, about 75 KB).
     #[arg(long, conflicts_with = "corpus")]
@@ -146,7 +242,7 @@ pub struct LmArgs {
     /// Rayon threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// A tiny model for one epoch (seconds; used by the tests).
+    /// A tiny model for one epoch (seconds; used by the tests): the lm-quick preset.
     #[arg(long)]
     pub quick: bool,
     /// Continue the run saved in this checkpoint (its own settings; only --out and --threads
@@ -158,16 +254,29 @@ pub struct LmArgs {
     pub out: PathBuf,
 }
 
-fn spec_from(a: &LmArgs) -> LmSpec {
-    let mut s = LmSpec::default();
-    if a.quick {
-        s = LmSpec { seq: 32, d_model: 32, n_heads: 2, d_ff: 64, n_layers: 1, ..s };
-        s.training.epochs = 1;
-        s.training.warmup_steps = 5;
+/// The run's settings: the preset, then the `--config` file, then the flags; validated.
+fn resolve(a: &LmArgs) -> anyhow::Result<LmSpec> {
+    let file = a.config.as_deref().map(config::File::read).transpose()?;
+    let flag_preset = if a.quick { Some("lm-quick") } else { a.preset.as_deref() };
+    let spec = match config::start(file.as_ref(), flag_preset, config::Command::TrainLm)? {
+        Settings::Lm(s) => s,
+        Settings::Classifier(_) => return Err(Error::bad_value("preset", "(classifier)", "is not an LM preset").into()),
+    };
+    let spec = apply_flags(spec, a);
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Flags over the settings so far; a flag left out keeps the value.
+fn apply_flags(mut s: LmSpec, a: &LmArgs) -> LmSpec {
+    // --text and --corpus replace each other (a file may have set the other).
+    if let Some(t) = &a.text {
+        s.text = Some(t.clone());
+        s.corpus.clear();
     }
-    s.text = a.text.clone();
     if let Some(c) = &a.corpus {
         s.corpus = c.clone();
+        s.text = None;
     }
     if let Some(t) = &a.tokenizer {
         s.tokenizer = t.clone();
@@ -185,32 +294,15 @@ fn spec_from(a: &LmArgs) -> LmSpec {
     if a.clip.is_some() {
         t.clip = a.clip;
     }
-    s.tie_head = !a.untied;
+    if a.untied {
+        s.tie_head = false;
+    }
     s
 }
 
 /// The model's shape from a spec, every value checked.
 fn model_config(s: &LmSpec, vocab: usize) -> Result<LmConfig, Error> {
-    for (name, v) in
-        [("seq", s.seq), ("d_model", s.d_model), ("heads", s.n_heads), ("d_ff", s.d_ff), ("layers", s.n_layers)]
-    {
-        if v == 0 {
-            return Err(Error::bad_value(name, 0, "must be at least 1"));
-        }
-    }
-    if s.d_model % s.n_heads != 0 {
-        return Err(Error::bad_value(
-            "heads",
-            s.n_heads,
-            &format!("must divide d_model = {} (each head gets d_model / heads columns)", s.d_model),
-        ));
-    }
-    if !(0.0..1.0).contains(&s.dropout) {
-        return Err(Error::bad_value("dropout", s.dropout, "must be in [0, 1)"));
-    }
-    if !(s.val_fraction > 0.0 && s.val_fraction < 1.0) {
-        return Err(Error::bad_value("val_fraction", s.val_fraction, "must be in (0, 1)"));
-    }
+    s.validate()?;
     Ok(LmConfig {
         vocab,
         max_seq: s.seq,
@@ -242,7 +334,7 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     };
     let spec = match &resumed {
         Some((spec, _, _)) => spec.clone(),
-        None => spec_from(&a),
+        None => resolve(&a)?,
     };
     let (text, source) = load_text(&spec)?;
     let tok = tokenizer::from_spec(&spec.tokenizer)?;
@@ -288,6 +380,9 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     let out = &a.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&spec)?.as_bytes())?;
+    let header = "The settings of this run (preset < config file < flags, resolved).\n\
+                  Run it again with: tinymoe train lm --config config.toml";
+    write_atomic(&out.join("config.toml"), config::render(&Settings::Lm(spec.clone()), header)?.as_bytes())?;
     println!(
         "tinymoe train lm: a {}-block transformer ({} parameters, {} tokeniser, vocabulary {}) learns \
          {source} ({} training tokens, {} held out), every gradient by hand\n",
@@ -370,7 +465,8 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     for line in sample.lines().take(12) {
         println!("   | {line}");
     }
-    let mut files = vec!["config.json".to_string(), "metrics.csv".into(), "loss_curve.png".into()];
+    let mut files =
+        vec!["config.toml".to_string(), "config.json".into(), "metrics.csv".into(), "loss_curve.png".into()];
     files.extend(maps);
     files.extend(["model.ckpt".into(), "sample.txt".into()]);
     println!("\n   wrote {}/{{{}}}", out.display(), files.join(", "));
@@ -391,9 +487,6 @@ fn load_text(spec: &LmSpec) -> anyhow::Result<(String, String)> {
         return Ok((text::builtin(), "the built-in text".into()));
     }
     let domains = spec.corpus.iter().map(|d| d.parse::<Domain>()).collect::<Result<Vec<_>, _>>()?;
-    if spec.samples == 0 {
-        return Err(Error::bad_value("samples", 0, "need at least 1 sample per domain").into());
-    }
     // Interleave the domains sample by sample, so the held-out end of the stream has all of them.
     let per_domain: Vec<Vec<String>> =
         domains.iter().map(|&d| corpora::generate(d, spec.samples, spec.training.seed)).collect();

@@ -2,10 +2,12 @@
 //! prints; errors come back as `anyhow` chains and `main` prints them once.
 
 mod bench;
+pub mod config;
 mod data;
 mod export;
 mod inspect;
 mod lm;
+mod moe;
 mod progress;
 mod tokenizer;
 mod train;
@@ -50,6 +52,9 @@ pub enum Command {
     /// Write a trained language model's weights as safetensors, with PyTorch state_dict names
     /// and layouts (Linear weights [out, in]).
     Export(export::ExportArgs),
+    /// Config files: list the presets, print one as a documented TOML file to edit and pass to
+    /// `train --config`, or check a file and print the settings it resolves to.
+    Config(config::ConfigArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -65,5 +70,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Data(a) => data::data(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Export(a) => export::export(a),
+        Command::Config(a) => config::config(a),
     }
 }

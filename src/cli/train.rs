@@ -1,6 +1,8 @@
-//! `tinymoe train` and `tinymoe demo`: presets, flag overrides, the run, and its results
-//! folder (config.json, metrics.csv, loss_curve.png, regions.png, routing.png for an MoE).
+//! `tinymoe train` and `tinymoe demo`: the classifier's settings (preset < `--config` file <
+//! flags, see `cli::config`), the run, and its results folder (config.toml, config.json,
+//! metrics.csv, loss_curve.png, regions.png, routing.png for an MoE).
 
+use crate::cli::config::{self, Field, Settings};
 use crate::cli::progress;
 use crate::data::{self, Dataset};
 use crate::engine::init::{self, streams};
@@ -15,11 +17,12 @@ use anyhow::Context;
 use clap::Args;
 use ndarray::Array2;
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Everything that defines a training run; saved as config.json beside its results.
-#[derive(Debug, Clone, Serialize)]
+/// Everything that defines a training run; saved as config.toml (and config.json) beside its
+/// results. Each field's meaning and range: [`FIELDS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
     pub preset: String,
     /// "mlp" or "moe".
@@ -41,8 +44,9 @@ pub struct Spec {
     pub val_fraction: f64,
 }
 
-/// How to train, for any model: saved (flattened) in every config.json.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+/// How to train, for any model: saved (flattened) in every config.json. Each field's meaning
+/// and range: [`TRAINING_FIELDS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSpec {
     pub epochs: usize,
     pub batch_size: usize,
@@ -58,13 +62,107 @@ pub struct TrainingSpec {
     pub seed: u64,
 }
 
-/// The presets `--preset` accepts.
-pub const PRESETS: &[&str] = &["spirals-mlp", "spirals-moe"];
+/// The classifier's keys, as `tinymoe config show` documents them (TrainingSpec's follow).
+pub const FIELDS: &[Field] = &[
+    Field::new(
+        "model",
+        "Which classifier: \"mlp\" (one MLP) or \"moe\" (a dense soft mixture of MLP experts,\n\
+         weighted by a softmax gate).",
+    ),
+    Field::new("hidden", "Hidden layer widths of the MLP, or of each expert; integers ≥ 1, e.g. [64, 64]."),
+    Field::new("experts", "Number of experts (model = \"moe\"); integer ≥ 1."),
+    Field::new(
+        "gate_hidden",
+        "Hidden layer widths of the gate's MLP (model = \"moe\"); integers ≥ 1, [] for a linear gate.",
+    ),
+    Field::new("dropout", "Dropout probability after each hidden layer; in [0, 1), 0 = off."),
+    Field::optional(
+        "data",
+        "A CSV file to learn instead of the spirals: numeric feature columns, integer class label\n\
+         last (relative to the working directory). Unset: the built-in spirals below.",
+        "\"points.csv\"",
+    ),
+    Field::new("spiral_classes", "Spirals: number of arms (classes); integer ≥ 2."),
+    Field::new("spiral_points_per_class", "Spirals: points per arm; integer ≥ 1."),
+    Field::new("spiral_turns", "Spirals: turns of each arm around the centre (more: a harder problem); number ≥ 0."),
+    Field::new("spiral_noise", "Spirals: standard deviation of the angular noise, in radians; number ≥ 0."),
+    Field::new("val_fraction", "Share of the rows held out for validation (seeded shuffle); in (0, 1)."),
+];
 
-/// A preset by name, or an error listing the known ones.
+/// The training keys, shared by every kind of run.
+pub const TRAINING_FIELDS: &[Field] = &[
+    Field::new("epochs", "Passes over the training data; integer ≥ 1."),
+    Field::new("batch_size", "Examples per optimizer step (rows, or windows of text); integer ≥ 1."),
+    Field::new("lr", "Base learning rate; number > 0 (the schedule scales it)."),
+    Field::new(
+        "optimizer",
+        "\"sgd\" (with momentum), \"adam\" (L2 weight decay) or \"adamw\" (decoupled weight decay).",
+    ),
+    Field::new("momentum", "SGD momentum (optimizer = \"sgd\" only); in [0, 1)."),
+    Field::new("weight_decay", "Weight decay (adam: L2 added to the gradient; adamw: decoupled); number ≥ 0."),
+    Field::new(
+        "schedule",
+        "Learning-rate schedule: \"constant\", or \"cosine\" (linear warm-up, then cosine decay to\n\
+         0).",
+    ),
+    Field::new("warmup_steps", "Steps of linear warm-up (schedule = \"cosine\"); integer ≥ 0."),
+    Field::optional("clip", "Clip the global gradient norm to this; number > 0. Unset: no clipping.", "1.0"),
+    Field::new(
+        "seed",
+        "Seed of every random choice (init, data, shuffling, dropout); integer ≥ 0.\n\
+         Same seed and thread count: bit-identical losses.",
+    ),
+];
+
+impl TrainingSpec {
+    /// Every value against its allowed range, naming the first bad one.
+    pub fn validate(&self) -> Result<(), Error> {
+        config::at_least_one("epochs", self.epochs)?;
+        config::at_least_one("batch_size", self.batch_size)?;
+        config::positive("lr", self.lr, "the learning rate")?;
+        config::one_of("optimizer", &self.optimizer, &["sgd", "adam", "adamw"])?;
+        config::in_zero_one("momentum", self.momentum)?;
+        config::non_negative("weight_decay", self.weight_decay)?;
+        config::one_of("schedule", &self.schedule, &["constant", "cosine"])?;
+        if let Some(c) = self.clip {
+            config::positive("clip", c, "the gradient-norm cap")?;
+        }
+        Ok(())
+    }
+}
+
+impl Spec {
+    /// Every value against its allowed range, naming the first bad one: the one check for
+    /// presets, config files and flags.
+    pub fn validate(&self) -> Result<(), Error> {
+        config::one_of("model", &self.model, &["mlp", "moe"])?;
+        config::widths("hidden", &self.hidden)?;
+        config::at_least_one("experts", self.experts)?;
+        config::widths("gate_hidden", &self.gate_hidden)?;
+        config::in_zero_one("dropout", self.dropout)?;
+        if self.spiral_classes < 2 {
+            return Err(Error::bad_value("spiral_classes", self.spiral_classes, "must be at least 2"));
+        }
+        config::at_least_one("spiral_points_per_class", self.spiral_points_per_class)?;
+        config::non_negative("spiral_turns", self.spiral_turns)?;
+        config::non_negative("spiral_noise", self.spiral_noise)?;
+        config::in_open_unit("val_fraction", self.val_fraction)?;
+        self.training.validate()
+    }
+}
+
+/// A classifier preset by name (`tinymoe config list`), or an error listing them.
 pub fn preset(name: &str) -> Result<Spec, Error> {
-    let base = Spec {
-        preset: name.to_string(),
+    match config::preset(name, Some(config::Command::Train))? {
+        Settings::Classifier(s) => Ok(s),
+        Settings::Lm(_) => Err(Error::bad_value("preset", name, "is not a classifier preset")),
+    }
+}
+
+/// The `spirals-mlp` preset (see `cli::config::PRESETS`).
+pub fn preset_spirals_mlp() -> Spec {
+    Spec {
+        preset: "spirals-mlp".into(),
         model: "mlp".into(),
         hidden: vec![128, 128],
         experts: 4,
@@ -88,12 +186,12 @@ pub fn preset(name: &str) -> Result<Spec, Error> {
         spiral_turns: 1.5,
         spiral_noise: 0.15,
         val_fraction: 0.2,
-    };
-    match name {
-        "spirals-mlp" => Ok(base),
-        "spirals-moe" => Ok(Spec { model: "moe".into(), hidden: vec![64, 64], ..base }),
-        _ => Err(Error::Unknown { what: "preset".into(), name: name.into(), expected: PRESETS.join(", ") }),
     }
+}
+
+/// The `spirals-moe` preset: 4 experts of (64, 64) instead of one MLP of (128, 128).
+pub fn preset_spirals_moe() -> Spec {
+    Spec { preset: "spirals-moe".into(), model: "moe".into(), hidden: vec![64, 64], ..preset_spirals_mlp() }
 }
 
 #[derive(Debug, Args)]
@@ -102,9 +200,14 @@ pub struct TrainArgs {
     /// What to train instead of a classifier.
     #[command(subcommand)]
     pub what: Option<What>,
-    /// Starting point for every setting (spirals-mlp, spirals-moe); flags override it.
-    #[arg(long, default_value = "spirals-mlp")]
-    pub preset: String,
+    /// Starting point for every setting (spirals-mlp, spirals-moe; default: the config file's
+    /// `preset`, else spirals-mlp). The config file and flags override it.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A TOML file of settings (`tinymoe config show spirals-moe > my.toml` writes one);
+    /// it overrides the preset and flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Train on a CSV file instead: numeric feature columns, integer class label last.
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -169,6 +272,18 @@ pub struct DemoArgs {
     pub quick: bool,
 }
 
+/// The run's settings: the preset, then the `--config` file, then the flags; validated.
+fn resolve(a: &TrainArgs) -> anyhow::Result<Spec> {
+    let file = a.config.as_deref().map(config::File::read).transpose()?;
+    let spec = match config::start(file.as_ref(), a.preset.as_deref(), config::Command::Train)? {
+        Settings::Classifier(s) => s,
+        Settings::Lm(_) => return Err(Error::bad_value("preset", "(lm)", "is not a classifier preset").into()),
+    };
+    let spec = apply_overrides(spec, a);
+    spec.validate()?;
+    Ok(spec)
+}
+
 fn apply_overrides(mut s: Spec, a: &TrainArgs) -> Spec {
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = &a.$field { s.$field = v.clone(); } )* };
@@ -190,6 +305,7 @@ fn apply_overrides(mut s: Spec, a: &TrainArgs) -> Spec {
 
 /// Turns a spec into the engine's training config, rejecting out-of-range values.
 pub(crate) fn to_config(s: &TrainingSpec, steps_per_epoch: usize) -> Result<Config, Error> {
+    s.validate()?;
     let optimizer = match s.optimizer.as_str() {
         "sgd" => Kind::Sgd { momentum: s.momentum },
         "adam" => Kind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: s.weight_decay },
@@ -213,9 +329,6 @@ pub(crate) fn to_config(s: &TrainingSpec, steps_per_epoch: usize) -> Result<Conf
             })
         }
     };
-    if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
-        return Err(Error::bad_value("weight_decay", s.weight_decay, "must be a finite number ≥ 0"));
-    }
     let cfg = Config {
         epochs: s.epochs,
         batch_size: s.batch_size,
@@ -230,27 +343,17 @@ pub(crate) fn to_config(s: &TrainingSpec, steps_per_epoch: usize) -> Result<Conf
     Ok(cfg)
 }
 
+/// The model of a validated spec.
 fn build_model(s: &Spec, d_in: usize, classes: usize) -> Result<Classifier<f32>, Error> {
-    if !(0.0..1.0).contains(&s.dropout) {
-        return Err(Error::bad_value("dropout", s.dropout, "must be in [0, 1)"));
-    }
-    if s.hidden.contains(&0) {
-        return Err(Error::bad_value("hidden", format!("{:?}", s.hidden), "every layer width must be ≥ 1"));
-    }
     let mut rng = init::stream(s.training.seed, streams::INIT);
     match s.model.as_str() {
         "mlp" => Ok(classifier::init_mlp(d_in, &s.hidden, classes, s.dropout, &mut rng)),
-        "moe" => {
-            if s.experts == 0 {
-                return Err(Error::bad_value("experts", 0, "a mixture needs at least 1 expert"));
-            }
-            Ok(classifier::init_moe(d_in, &s.hidden, classes, &s.gate_hidden, s.experts, s.dropout, &mut rng))
-        }
+        "moe" => Ok(classifier::init_moe(d_in, &s.hidden, classes, &s.gate_hidden, s.experts, s.dropout, &mut rng)),
         other => Err(Error::Unknown { what: "model".into(), name: other.into(), expected: "mlp, moe".into() }),
     }
 }
 
-/// Loads (or generates) the data and splits it into train/validation, seeded.
+/// Loads (or generates) the data of a validated spec and splits it into train/validation, seeded.
 fn load_data(s: &Spec) -> anyhow::Result<(Dataset, Dataset)> {
     let all = match &s.data {
         Some(path) => data::csv::load(path)?,
@@ -262,9 +365,6 @@ fn load_data(s: &Spec) -> anyhow::Result<(Dataset, Dataset)> {
             s.training.seed,
         ),
     };
-    if !(s.val_fraction > 0.0 && s.val_fraction < 1.0) {
-        return Err(Error::bad_value("val_fraction", s.val_fraction, "must be in (0, 1)").into());
-    }
     let mut order: Vec<usize> = (0..all.len()).collect();
     order.shuffle(&mut init::stream(s.training.seed, streams::DATA));
     let n_val = ((all.len() as f64 * s.val_fraction).round() as usize).clamp(1, all.len().saturating_sub(1).max(1));
@@ -284,12 +384,16 @@ pub struct Outcome {
 
 /// Trains one spec and writes its results folder.
 pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
+    s.validate()?;
     let (train_set, val) = load_data(s)?;
     let model_classes = train_set.classes.max(val.classes);
     let mut model = build_model(s, train_set.x.ncols(), model_classes)?;
     let cfg = to_config(&s.training, train_set.len().div_ceil(s.training.batch_size.max(1)))?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(s)?.as_bytes())?;
+    let header = "The settings of this run (preset < config file < flags, resolved).\n\
+                  Run it again with: tinymoe train --config config.toml";
+    write_atomic(&out.join("config.toml"), config::render(&Settings::Classifier(s.clone()), header)?.as_bytes())?;
 
     let bar = progress::bar(cfg.epochs * train_set.len().div_ceil(cfg.batch_size), label);
     let started = std::time::Instant::now();
@@ -398,7 +502,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         return crate::cli::lm::train_lm(lm_args);
     }
     set_threads(a.threads)?;
-    let spec = apply_overrides(preset(&a.preset)?, &a);
+    let spec = resolve(&a)?;
     let label = spec.data.as_ref().map_or(spec.preset.clone(), |p| p.display().to_string());
     let outcome = run_spec(&spec, &a.out, &label)?;
     print_summary(&label, &spec, &outcome, &a.out);
@@ -418,7 +522,10 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         let outcome = run_spec(&spec, &out, name)?;
         print_summary(name, &spec, &outcome, &out);
     }
-    println!("Open the PNGs above: regions.png shows what each model learned, routing.png how the gate split the plane among its experts.");
+    println!("tinymoe demo: a token-routed MoE language model learns four synthetic domains byte by byte\n");
+    crate::cli::moe::run(&crate::cli::moe::demo_spec(a.seed, a.quick), &a.out.join("moe-lm"))?;
+    println!("Open the PNGs above: regions.png shows what each model learned, routing.png how the gate split the plane among its experts,");
+    println!("routing_top_expert.png which expert each domain's tokens went to.");
     Ok(())
 }
 
@@ -441,7 +548,7 @@ fn print_summary(label: &str, s: &Spec, o: &Outcome, out: &Path) {
             .collect();
         println!("   top-expert share     {} (experts 0..{})", shares.join(" / "), gates.ncols() - 1);
     }
-    let mut files = vec!["config.json", "metrics.csv", "loss_curve.png"];
+    let mut files = vec!["config.toml", "config.json", "metrics.csv", "loss_curve.png"];
     if o.val.x.ncols() == 2 {
         files.push("regions.png");
         if s.model == "moe" {

@@ -108,6 +108,16 @@ impl<'a> Batches<'a> {
         self.seqs.is_empty()
     }
 
+    /// How many labels there are: the largest + 1 (0 with no sequence).
+    pub fn n_labels(&self) -> usize {
+        self.labels.iter().max().map_or(0, |&m| m + 1)
+    }
+
+    /// The largest token id in any sequence (None with no sequence).
+    pub fn max_token(&self) -> Option<usize> {
+        self.seqs.iter().flat_map(|s| s.iter().copied()).max()
+    }
+
     /// The order of one epoch's sequences.
     pub fn order(&self, sampling: Sampling, rng: &mut impl rand::Rng) -> Vec<usize> {
         match sampling {

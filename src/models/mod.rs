@@ -5,4 +5,5 @@
 
 pub mod classifier;
 pub mod generate;
+pub mod moe_lm;
 pub mod transformer_lm;

@@ -79,8 +79,9 @@ pub struct Grads<F> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Route<'a> {
     pub intervention: Option<&'a Intervention>,
-    /// One expert per unit, overriding the router (domain-label or classifier routing).
-    pub assigned: Option<&'a [usize]>,
+    /// Per unit, an expert that overrides the router (`Some`: the domain label under teacher
+    /// forcing) or `None` (the router decides).
+    pub assigned: Option<&'a [Option<usize>]>,
 }
 
 /// Work done by the experts in one forward pass.

@@ -14,6 +14,9 @@
 
 pub mod expert;
 pub mod layer;
+pub mod losses;
+pub mod metrics;
 pub mod mixture;
 pub mod router;
 pub mod routing;
+pub mod steer;

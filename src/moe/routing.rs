@@ -89,8 +89,8 @@ pub struct Decision<F> {
     pub kept: Array2<F>,
     /// Assignments dropped for capacity.
     pub dropped: usize,
-    /// Whether the gates are constants (forced or assigned routing): no gradient to h.
-    pub hard: bool,
+    /// Per unit: its gates are constants (forced or assigned): no gradient reaches h there.
+    pub fixed: Vec<bool>,
 }
 
 impl<F: Float> Decision<F> {
@@ -109,21 +109,22 @@ pub fn capacity(factor: f64, k: usize, m_real: usize, n_experts: usize) -> usize
 }
 
 /// Decides the routing of m units from h [m, E]. `real[u]` is false for padding units.
-/// `assigned` (one expert per unit) overrides the router: hard routing with gate 1.
+/// `assigned` overrides the router for the units where it holds `Some(e)`: hard routing to e
+/// with gate 1 (a domain label under teacher forcing); `None` units are routed by h.
 /// Panics on an expert index ≥ E or k = 0 (validated at the boundary).
 pub fn decide<F: Float>(
     h: ArrayView2<F>,
     real: &[bool],
     gating: Gating,
     iv: &Intervention,
-    assigned: Option<&[usize]>,
+    assigned: Option<&[Option<usize>]>,
 ) -> Decision<F> {
     let (m, n_experts) = h.dim();
     assert_eq!(real.len(), m, "routing: {m} units but {} mask entries", real.len());
     let mut gates = Array2::zeros((m, n_experts));
     let mut kept = Array2::zeros((m, n_experts));
     let mut chosen = vec![Vec::new(); m];
-    let hard = iv.force.is_some() || assigned.is_some();
+    let mut fixed = vec![false; m];
     let allowed: Vec<bool> = (0..n_experts).map(|e| !iv.disabled.contains(&e)).collect();
     let k = match gating.strategy {
         Strategy::Dense => n_experts,
@@ -136,8 +137,9 @@ pub fn decide<F: Float>(
         if !real[u] {
             continue;
         }
-        if let Some(e) = iv.force.or_else(|| assigned.map(|a| a[u])) {
+        if let Some(e) = iv.force.or_else(|| assigned.and_then(|a| a[u])) {
             assert!(e < n_experts, "routing: expert {e} of {n_experts}");
+            fixed[u] = true;
             chosen[u] = vec![e];
             gates[[u, e]] = F::one();
             continue;
@@ -160,7 +162,7 @@ pub fn decide<F: Float>(
     }
     // Serve the assignments: first choices of every unit in order, then second choices, …
     let m_real = real.iter().filter(|&&r| r).count();
-    let cap = match (gating.strategy, gating.capacity_factor, hard) {
+    let cap = match (gating.strategy, gating.capacity_factor, iv.force.is_some() || assigned.is_some()) {
         (Strategy::TopK(_), Some(c), false) => capacity(c, k, m_real, n_experts),
         _ => usize::MAX,
     };
@@ -179,16 +181,16 @@ pub fn decide<F: Float>(
             }
         }
     }
-    Decision { gates, chosen, kept, dropped, hard }
+    Decision { gates, chosen, kept, dropped, fixed }
 }
 
 /// dg = ∂L/∂g [m, E] → dh = ∂L/∂h [m, E] (see the module doc).
 pub fn backward<F: Float>(d: &Decision<F>, dgates: ArrayView2<F>) -> Array2<F> {
     let mut dh = Array2::zeros(d.gates.raw_dim());
-    if d.hard {
-        return dh;
-    }
     for (u, chosen) in d.chosen.iter().enumerate() {
+        if d.fixed[u] {
+            continue;
+        }
         let dot: F = chosen.iter().map(|&e| d.gates[[u, e]] * dgates[[u, e]]).sum();
         for &e in chosen {
             dh[[u, e]] = d.gates[[u, e]] * (dgates[[u, e]] - dot);

@@ -7,6 +7,7 @@
 pub mod heatmap;
 pub mod line;
 pub mod regions;
+pub mod routing;
 
 use crate::error::Error;
 use std::path::Path;
