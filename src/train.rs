@@ -22,8 +22,9 @@ use crate::engine::params::Tensors;
 use crate::error::{Error, Result};
 use crate::models::classifier::{self, Classifier};
 use crate::models::moe_lm;
-use crate::moe::layer::Route;
 use crate::models::transformer_lm as lm;
+use crate::moe::layer::Route;
+use crate::moe::routing::Intervention;
 use rand::seq::SliceRandom;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -440,7 +441,7 @@ pub fn fit_lm_resumable(
 }
 
 /// How an MoE language model trains beyond [`Config`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MoeTraining {
     /// Shuffled, or balanced across domains (oversampling the small ones).
     pub balanced: bool,
@@ -449,11 +450,14 @@ pub struct MoeTraining {
     /// `teacher_start` at the first step to `teacher_end` at the last.
     pub teacher_start: f64,
     pub teacher_end: f64,
+    /// Routing interventions kept on during training (e.g. steering offsets: SteerMoE's
+    /// inference-time steering, applied while the model learns). Evaluation runs without them.
+    pub intervention: Intervention,
 }
 
 impl Default for MoeTraining {
     fn default() -> Self {
-        MoeTraining { balanced: false, teacher_start: 1.0, teacher_end: 0.0 }
+        MoeTraining { balanced: false, teacher_start: 1.0, teacher_end: 0.0, intervention: Intervention::default() }
     }
 }
 
@@ -550,7 +554,7 @@ pub fn fit_moe_lm(
                 let p_teacher = moe.teacher_start + (moe.teacher_end - moe.teacher_start) * t;
                 batch.labels.iter().map(|&l| (teacher_rng.gen::<f64>() < p_teacher).then_some(l)).collect()
             });
-            let route = Route { intervention: None, assigned: assigned.as_deref() };
+            let route = Route { intervention: Some(&moe.intervention), assigned: assigned.as_deref() };
             let (losses, cache) = moe_lm::forward(
                 model,
                 batch.ids.view(),
@@ -580,7 +584,7 @@ pub fn fit_moe_lm(
             });
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let val_eval = evaluate_moe_lm(model, val, n_domains, cfg.batch_size);
+        let val_eval = evaluate_moe_lm(model, val, n_domains, cfg.batch_size, None);
         let stats = MoeEpoch {
             epoch,
             train_loss: loss_sum / tokens.max(1) as f64,
@@ -595,9 +599,16 @@ pub fn fit_moe_lm(
     Ok(history)
 }
 
-/// Loss per domain and the domain × expert routing tables of `data`, in eval mode; with
-/// domain-classifier routing the sequences go where the classifier says (no teacher forcing).
-pub fn evaluate_moe_lm(model: &moe_lm::Params<f32>, data: &Batches, n_domains: usize, batch_size: usize) -> MoeEval {
+/// Loss per domain and the domain × expert routing tables of `data`, in eval mode, under an
+/// optional routing intervention (force, switch off, steer); with domain-classifier routing
+/// the sequences go where the classifier says (no teacher forcing).
+pub fn evaluate_moe_lm(
+    model: &moe_lm::Params<f32>,
+    data: &Batches,
+    n_domains: usize,
+    batch_size: usize,
+    intervention: Option<&Intervention>,
+) -> MoeEval {
     let n_experts = model.config.n_experts;
     let mut loss = vec![0.0; n_domains];
     let mut count = vec![0usize; n_domains];
@@ -606,7 +617,8 @@ pub fn evaluate_moe_lm(model: &moe_lm::Params<f32>, data: &Batches, n_domains: u
     let (mut correct, mut sequences, mut dropped) = (0usize, 0usize, 0usize);
     let order = data.order(Sampling::InOrder, &mut init::rng(0));
     for batch in order.chunks(batch_size.max(1)).map(|rows| data.batch(rows)) {
-        let r = moe_lm::routed(model, batch.ids.view(), batch.targets.view(), Some(&batch.labels), Route::default());
+        let route = Route { intervention, assigned: None };
+        let r = moe_lm::routed(model, batch.ids.view(), batch.targets.view(), Some(&batch.labels), route);
         dropped += r.stats.dropped;
         let seq = batch.ids.ncols();
         for (b, &label) in batch.labels.iter().enumerate() {
@@ -617,8 +629,8 @@ pub fn evaluate_moe_lm(model: &moe_lm::Params<f32>, data: &Batches, n_domains: u
                 let row = b * seq + t;
                 loss[label] += r.token_loss[[b, t]];
                 count[label] += 1;
-                for e in 0..n_experts {
-                    gate_sum[label][e] += r.gates[[row, e]];
+                for (sum, &g) in gate_sum[label].iter_mut().zip(r.gates.row(row)) {
+                    *sum += g;
                 }
                 if let Some(&top) = r.chosen[row].first() {
                     top_count[label][top] += 1;
@@ -637,11 +649,7 @@ pub fn evaluate_moe_lm(model: &moe_lm::Params<f32>, data: &Batches, n_domains: u
         loss: per(loss.iter().sum(), total_count),
         domain_loss: loss.iter().zip(&count).map(|(&l, &n)| per(l, n)).collect(),
         mean_gate: gate_sum.iter().zip(&count).map(|(g, &n)| g.iter().map(|&v| per(v, n)).collect()).collect(),
-        top_share: top_count
-            .iter()
-            .zip(&count)
-            .map(|(c, &n)| c.iter().map(|&v| per(v as f64, n)).collect())
-            .collect(),
+        top_share: top_count.iter().zip(&count).map(|(c, &n)| c.iter().map(|&v| per(v as f64, n)).collect()).collect(),
         domain_accuracy: (model.config.domain_loss.is_some()).then(|| per(correct as f64, sequences)),
         dropped,
     }

@@ -161,7 +161,11 @@ fn assigned_routing_sends_router_gradient_only_through_its_own_loss() {
     // Domain-classifier routing: sequences 0 and 2 go to their label's expert with gate 1
     // (teacher forcing), sequence 1 to the classifier's top-1 choice (also gate 1); the
     // router (the classifier) learns only from ∂L/∂z of its cross-entropy (q in `check`).
-    check(Case { padding: true, assigned: Some(vec![Some(2), None, Some(2)]), ..case(Level::Sequence, Gating::top_k(1), true) });
+    check(Case {
+        padding: true,
+        assigned: Some(vec![Some(2), None, Some(2)]),
+        ..case(Level::Sequence, Gating::top_k(1), true)
+    });
 }
 
 #[test]
@@ -186,4 +190,16 @@ fn dropped_tokens_pass_through_stack_experts_and_gradients_still_match() {
         assert_eq!(y.row(r), x.row(r));
     }
     check(c);
+}
+
+#[test]
+fn switch_style_top1_weights_by_the_full_softmax_and_trains_the_router() {
+    // Gates are p = softmax over all experts, not renormalised over the one chosen: the
+    // router gets a gradient from the main loss even with k = 1.
+    let gating = Gating { strategy: Strategy::TopKProbs(1), capacity_factor: Some(1.0) };
+    check(Case { padding: true, ..case(Level::Token, gating, false) });
+    check(Case {
+        noisy: true,
+        ..case(Level::Token, Gating { strategy: Strategy::TopKProbs(2), capacity_factor: None }, true)
+    });
 }

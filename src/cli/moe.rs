@@ -153,11 +153,8 @@ pub fn run(spec: &MoeLmSpec, out: &Path) -> anyhow::Result<()> {
     write_metrics(&out.join("metrics.csv"), &history.epochs, &spec.domains)?;
     let steps_pts: Vec<(f64, f64)> =
         history.step_losses.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect();
-    let val_pts: Vec<(f64, f64)> = history
-        .epochs
-        .iter()
-        .map(|e| ((e.epoch * steps / spec.epochs) as f64, e.val.loss))
-        .collect();
+    let val_pts: Vec<(f64, f64)> =
+        history.epochs.iter().map(|e| ((e.epoch * steps / spec.epochs) as f64, e.val.loss)).collect();
     line_chart(
         &out.join("loss_curve.png"),
         "MoE LM: next-byte loss",
@@ -167,9 +164,7 @@ pub fn run(spec: &MoeLmSpec, out: &Path) -> anyhow::Result<()> {
     )?;
     let rows: Vec<String> = spec.domains.clone();
     let cols: Vec<String> = (0..spec.model.n_experts).map(|e| format!("expert {e}")).collect();
-    let table = |t: &[Vec<f64>]| {
-        Array2::from_shape_fn((t.len(), spec.model.n_experts), |(d, e)| t[d][e])
-    };
+    let table = |t: &[Vec<f64>]| Array2::from_shape_fn((t.len(), spec.model.n_experts), |(d, e)| t[d][e]);
     routing_heatmap(
         &out.join("routing_mean_gate.png"),
         table(&last.val.mean_gate).view(),
@@ -199,7 +194,10 @@ pub fn run(spec: &MoeLmSpec, out: &Path) -> anyhow::Result<()> {
         spec.seed,
         seconds
     );
-    println!("   validation loss      {:.3} after epoch 1 → {:.3} nats/byte after epoch {}", first.val.loss, last.val.loss, last.epoch);
+    println!(
+        "   validation loss      {:.3} after epoch 1 → {:.3} nats/byte after epoch {}",
+        first.val.loss, last.val.loss, last.epoch
+    );
     println!("   per domain           {}", per_domain(&spec.domains, &last.val.domain_loss));
     println!("   top-expert share per domain (rows: domains, columns: experts 0..{}):", spec.model.n_experts - 1);
     for (d, shares) in spec.domains.iter().zip(&last.val.top_share) {

@@ -17,6 +17,7 @@
 //! - a transformer-stack expert under token-level routing attends across positions, so it gets
 //!   every sequence that holds at least one token routed to it, and only those tokens take
 //!   its output.
+//!
 //! An expert with nothing routed to it is never called (`Stats::calls` counts the calls).
 //! The experts are independent, so they run in parallel (rayon), each with its own dropout
 //! stream drawn in order from the caller's generator; outputs are added in expert order, so
@@ -204,16 +205,16 @@ pub fn forward<F: Float>(
         Level::Sequence => {
             let mut pooled = Array2::zeros((batch, x.ncols()));
             let mut lengths = vec![0usize; batch];
-            for s in 0..batch {
+            for (s, len) in lengths.iter_mut().enumerate() {
                 for t in 0..seq {
                     let r = s * seq + t;
                     if rows_real[r] {
                         pooled.row_mut(s).scaled_add(F::one(), &x.row(r));
-                        lengths[s] += 1;
+                        *len += 1;
                     }
                 }
-                if lengths[s] > 0 {
-                    let inv = F::one() / F::lit(lengths[s] as f64);
+                if *len > 0 {
+                    let inv = F::one() / F::lit(*len as f64);
                     pooled.row_mut(s).mapv_inplace(|v| v * inv);
                 }
             }

@@ -5,6 +5,7 @@
 //! - [`routing`]: the decision (dense, top-k, capacity and dropping, forced, switched-off,
 //!   steered, assigned) and its backward;
 //! - [`layer`]: router + experts + sparse dispatch, token- or sequence-level;
+//! - [`interventions`]: freeze all but one expert, train only the router, add an expert;
 //! - [`losses`]: Switch load balancing, z-loss, entropy regularisers;
 //! - [`metrics`] and [`steer`]: what the experiments measure about routing;
 //! - [`mixture`]: the dense soft mixture of MLP experts of E1 and the `mlp-moe` benchmark.
@@ -13,6 +14,7 @@
 //! experiments or the CLI.
 
 pub mod expert;
+pub mod interventions;
 pub mod layer;
 pub mod losses;
 pub mod metrics;

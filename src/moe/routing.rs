@@ -9,9 +9,12 @@
 //!   C(u)    = the experts unit u may use:
 //!               dense:   every expert that is switched on
 //!               top-k:   the k largest h'[u, ·] among the experts switched on
+//!   S(u)    = the experts the softmax runs over: C(u) (renormalised top-k, dense), or every
+//!             expert switched on (`TopKProbs`, Switch Transformer style)
 //!               forced:  {e}   (every unit to expert e, gate 1)
 //!               assigned:{a_u} (e.g. the domain label or a classifier's choice, gate 1)
-//!   g[u, e] = exp(h'[u, e]) / Σ_{j ∈ C(u)} exp(h'[u, j])   for e ∈ C(u), else 0
+//!   p[u, e] = exp(h'[u, e]) / Σ_{j ∈ S(u)} exp(h'[u, j])   for e ∈ S(u)
+//!   g[u, e] = p[u, e] for e ∈ C(u), else 0
 //! ```
 //! So the gates of top-k are the softmax renormalised over the chosen k, and an expert that
 //! is switched off is simply never in C(u): the rest renormalise among themselves. Padding
@@ -26,7 +29,7 @@
 //! **Backward.** The choice C(u) is piecewise constant in h (a tie moves it; gradient checks
 //! stay away from ties), so only the softmax over C(u) is differentiated. With dg = ∂L/∂g:
 //! ```text
-//!   dh'[u, e] = g[u, e] · (dg[u, e] − Σ_{j ∈ C(u)} g[u, j] · dg[u, j])    for e ∈ C(u), else 0
+//!   dh'[u, j] = p[u, j] · ([j ∈ C(u)]·dg[u, j] − Σ_{c ∈ C(u)} p[u, c] · dg[u, c])   for j ∈ S(u)
 //!   dh = dh'                                                             (o is a constant)
 //! ```
 //! Forced and assigned routing has constant gates (1): no gradient reaches the router through
@@ -41,8 +44,23 @@ use serde::{Deserialize, Serialize};
 pub enum Strategy {
     /// Every expert runs on every unit: y = Σₑ gₑ·expertₑ(x).
     Dense,
-    /// Only the k best experts run (Shazeer 2017; Switch is k = 1).
+    /// Only the k best experts run, their gates renormalised over the chosen k (Shazeer 2017).
+    /// With k = 1 the gate is the constant 1: the router learns only from auxiliary losses.
     TopK(usize),
+    /// Only the k best experts run, each weighted by its full-softmax probability, not
+    /// renormalised (Switch Transformer: y = pₑ(x)·expertₑ(x)): with k = 1 the router still
+    /// learns from the main loss through pₑ.
+    TopKProbs(usize),
+}
+
+impl Strategy {
+    /// Experts per unit (E for dense).
+    pub fn k(self, n_experts: usize) -> usize {
+        match self {
+            Strategy::Dense => n_experts,
+            Strategy::TopK(k) | Strategy::TopKProbs(k) => k.min(n_experts),
+        }
+    }
 }
 
 /// The routing rule of a layer (saved with the model).
@@ -61,7 +79,7 @@ impl Gating {
 }
 
 /// Interventions on a trained MoE, applied at the routing step (per call, not saved).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Intervention {
     /// Send every unit to this expert with gate 1.
     pub force: Option<usize>,
@@ -83,6 +101,8 @@ impl Intervention {
 pub struct Decision<F> {
     /// g [m, E]: the gate of every chosen (unit, expert), 0 elsewhere.
     pub gates: Array2<F>,
+    /// p [m, E]: the softmax over each unit's support S(u) (= g for renormalised routing).
+    pub probs: Array2<F>,
     /// For each unit, its chosen experts, best first.
     pub chosen: Vec<Vec<usize>>,
     /// [m, E] 1 where the expert really runs on the unit (chosen and not dropped), else 0.
@@ -126,13 +146,10 @@ pub fn decide<F: Float>(
     let mut chosen = vec![Vec::new(); m];
     let mut fixed = vec![false; m];
     let allowed: Vec<bool> = (0..n_experts).map(|e| !iv.disabled.contains(&e)).collect();
-    let k = match gating.strategy {
-        Strategy::Dense => n_experts,
-        Strategy::TopK(k) => {
-            assert!(k >= 1, "routing: k must be ≥ 1");
-            k.min(n_experts)
-        }
-    };
+    let k = gating.strategy.k(n_experts);
+    assert!(k >= 1, "routing: k must be ≥ 1");
+    let mut probs = Array2::zeros((m, n_experts));
+    let over_all = matches!(gating.strategy, Strategy::TopKProbs(_));
     for u in 0..m {
         if !real[u] {
             continue;
@@ -142,6 +159,7 @@ pub fn decide<F: Float>(
             fixed[u] = true;
             chosen[u] = vec![e];
             gates[[u, e]] = F::one();
+            probs[[u, e]] = F::one();
             continue;
         }
         let offset = |e: usize| iv.offsets.as_ref().map_or(F::zero(), |o| F::lit(o[e]));
@@ -149,21 +167,25 @@ pub fn decide<F: Float>(
         // Experts switched on, best first (ties: lower index first, so the choice is stable).
         let mut order: Vec<usize> = (0..n_experts).filter(|&e| allowed[e]).collect();
         order.sort_by(|&a, &b| score(b).partial_cmp(&score(a)).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
-        order.truncate(k);
         if order.is_empty() {
             continue; // every expert switched off: the unit passes through
         }
+        let support = if over_all { &order[..] } else { &order[..k] };
         let max = score(order[0]);
-        let sum: F = order.iter().map(|&e| (score(e) - max).exp()).sum();
+        let sum: F = support.iter().map(|&e| (score(e) - max).exp()).sum();
+        for &e in support {
+            probs[[u, e]] = (score(e) - max).exp() / sum;
+        }
+        order.truncate(k);
         for &e in &order {
-            gates[[u, e]] = (score(e) - max).exp() / sum;
+            gates[[u, e]] = probs[[u, e]];
         }
         chosen[u] = order;
     }
     // Serve the assignments: first choices of every unit in order, then second choices, …
     let m_real = real.iter().filter(|&&r| r).count();
     let cap = match (gating.strategy, gating.capacity_factor, iv.force.is_some() || assigned.is_some()) {
-        (Strategy::TopK(_), Some(c), false) => capacity(c, k, m_real, n_experts),
+        (Strategy::TopK(_) | Strategy::TopKProbs(_), Some(c), false) => capacity(c, k, m_real, n_experts),
         _ => usize::MAX,
     };
     let mut load = vec![0usize; n_experts];
@@ -181,7 +203,7 @@ pub fn decide<F: Float>(
             }
         }
     }
-    Decision { gates, chosen, kept, dropped, fixed }
+    Decision { gates, probs, chosen, kept, dropped, fixed }
 }
 
 /// dg = ∂L/∂g [m, E] → dh = ∂L/∂h [m, E] (see the module doc).
@@ -191,9 +213,14 @@ pub fn backward<F: Float>(d: &Decision<F>, dgates: ArrayView2<F>) -> Array2<F> {
         if d.fixed[u] {
             continue;
         }
-        let dot: F = chosen.iter().map(|&e| d.gates[[u, e]] * dgates[[u, e]]).sum();
-        for &e in chosen {
-            dh[[u, e]] = d.gates[[u, e]] * (dgates[[u, e]] - dot);
+        let dot: F = chosen.iter().map(|&c| d.probs[[u, c]] * dgates[[u, c]]).sum();
+        // Every expert of the support S(u) (p > 0) moves the softmax; only chosen ones carry dg.
+        for j in 0..d.probs.ncols() {
+            let p = d.probs[[u, j]];
+            if p > F::zero() {
+                let own = if chosen.contains(&j) { dgates[[u, j]] } else { F::zero() };
+                dh[[u, j]] = p * (own - dot);
+            }
         }
     }
     dh
