@@ -121,10 +121,28 @@ fn quick_demo_ends_with_numbers_and_pictures() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("validation accuracy") && text.contains("top-expert share"), "{text}");
-    for f in ["spirals-mlp/loss_curve.png", "spirals-mlp/regions.png", "spirals-moe/routing.png"] {
+    for f in [
+        "spirals-mlp/loss_curve.png",
+        "spirals-mlp/regions.png",
+        "spirals-moe/routing.png",
+        "moe-lm/routing_top_expert.png",
+        "moe-lm/routing_mean_gate.png",
+        "moe-lm/loss_curve.png",
+    ] {
         let bytes = std::fs::read(out.join(f)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{f} is a PNG");
     }
+    // The MoE LM part: per-domain loss, the domain × expert table, a token listing per domain.
+    assert!(text.contains("per domain") && text.contains("code") && text.contains("science"), "{text}");
+    let tokens = std::fs::read_to_string(out.join("moe-lm/tokens.txt")).unwrap();
+    for domain in ["code:", "math:", "story:", "science:"] {
+        assert!(tokens.contains(domain), "tokens.txt lists a {domain} sample");
+    }
+    assert!(tokens.contains("  expert  "));
+    // Every epoch saved a checkpoint that `inspect` reads and validates.
+    let o = tinymoe(&["inspect", out.join("moe-lm/model.ckpt").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("moe.experts.3"), "{}", stdout(&o));
 }
 
 #[test]
