@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod interchange;
 pub mod io;
+pub mod layer_check;
 pub mod models;
 pub mod moe;
 pub mod plot;

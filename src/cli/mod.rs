@@ -6,6 +6,7 @@ pub mod config;
 mod data;
 mod export;
 mod inspect;
+mod layer;
 mod lm;
 mod moe;
 mod progress;
@@ -52,6 +53,10 @@ pub enum Command {
     /// Write a trained language model's weights as safetensors, with PyTorch state_dict names
     /// and layouts (Linear weights [out, in]).
     Export(export::ExportArgs),
+    /// Run one layer's (or loss's, or optimiser step's) forward and backward in f64 on .npy/.npz
+    /// arrays made by NumPy or PyTorch, and write the output and every gradient as .npy, to
+    /// compare line by line. `tinymoe layer list` shows every layer's arrays and shapes.
+    Layer(Box<layer::LayerArgs>),
     /// Config files: list the presets, print one as a documented TOML file to edit and pass to
     /// `train --config`, or check a file and print the settings it resolves to.
     Config(config::ConfigArgs),
@@ -70,6 +75,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Data(a) => data::data(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Export(a) => export::export(a),
+        Command::Layer(a) => layer::layer(*a),
         Command::Config(a) => config::config(a),
     }
 }
