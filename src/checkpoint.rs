@@ -4,20 +4,35 @@
 //!   b"TINYMOE\0"             8 bytes of magic: "this is a tinymoe checkpoint"
 //!   format version           u32, little-endian
 //!   header length            u64, little-endian
-//!   header                   JSON: model kind, config, every tensor's name and shape,
-//!                            payload length, free-form metadata (tokeniser, training summary)
-//!   payload                  bincode of the model's parameters
+//!   header                   JSON: model kind, config, every tensor's name, shape and
+//!                            offset in the payload, payload length, free-form metadata
+//!                            (tokeniser, training summary)
+//!   payload                  bincode of the model (and, for a run, its training state)
 //!   CRC-32                   of every byte above, u32, little-endian
 //! ```
 //! Loading checks all of it before trusting any of it — magic, version, lengths, checksum,
 //! model kind, and that the decoded tensors are exactly the ones the header lists — so a
 //! truncated, bit-flipped or foreign file is a clear error naming the file, never a panic or a
 //! silently wrong model. Saving goes through [`crate::io::write_atomic`]: a crash mid-save
-//! leaves the previous checkpoint whole.
+//! leaves the previous checkpoint whole (tests/crash.rs kills a saving process at random
+//! moments and checks it).
+//!
+//! **Reading tensors by name.** The payload is the model struct as bincode, which only the
+//! model's own Rust type can decode. So that any tool can still take one tensor out of any
+//! checkpoint (`tinymoe inspect`, and [`crate::transplant`], which loads one block or one
+//! expert into another model), the header records for each tensor the byte `offset` in the
+//! payload where its values start: `shape.product()` f32s, little-endian, row-major — the
+//! idea of safetensors' `data_offsets`. bincode does not report where it put each array, so
+//! [`save`] finds each tensor's bytes in the payload it has just encoded (its own encoding
+//! first: ndarray writes a format byte, the shape and the element count before the values),
+//! and [`load`] checks every offset against the decoded model. The offsets are an optional
+//! header field: a file without them still loads with its type, and [`read_tensors`] says
+//! which tensor it cannot place.
 
-use crate::engine::params::Tensors;
+use crate::engine::params::{Named, NamedMut, Tensors};
 use crate::error::{Error, Result};
 use bincode::Options;
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -43,6 +58,11 @@ pub struct Header {
 pub struct TensorInfo {
     pub name: String,
     pub shape: Vec<usize>,
+    /// Where the tensor's values start in the payload, in bytes: `shape.product()` f32s,
+    /// little-endian, row-major. None in files saved before offsets were recorded, and for a
+    /// tensor whose values the payload does not hold in one piece (a strided view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 fn bincode_options() -> impl Options {
@@ -53,9 +73,9 @@ fn bad(path: &Path, problem: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.to_path_buf(), problem: problem.into() }
 }
 
-/// The tensor list of a model, as the header records it.
+/// The tensor list of a model (names and shapes; the offsets are found by [`save`]).
 pub fn tensor_infos<M: Tensors<f32>>(model: &M) -> Vec<TensorInfo> {
-    model.tensors().into_iter().map(|(name, t)| TensorInfo { name, shape: t.shape().to_vec() }).collect()
+    model.tensors().into_iter().map(|(name, t)| TensorInfo { name, shape: t.shape().to_vec(), offset: None }).collect()
 }
 
 /// Saves `model` (atomically) with its kind, config and metadata.
@@ -67,10 +87,14 @@ pub fn save<M: Serialize + Tensors<f32>>(
     meta: serde_json::Value,
 ) -> Result<()> {
     let payload = bincode_options().serialize(model).map_err(|e| bad(path, format!("cannot encode the model: {e}")))?;
+    let mut tensors = tensor_infos(model);
+    for (info, offset) in tensors.iter_mut().zip(locate(&payload, &model.tensors())) {
+        info.offset = offset.map(|o| o as u64);
+    }
     let header = Header {
         kind: kind.to_string(),
         config: serde_json::to_value(config).map_err(|e| bad(path, format!("cannot encode the config: {e}")))?,
-        tensors: tensor_infos(model),
+        tensors,
         payload_bytes: payload.len() as u64,
         meta,
     };
@@ -138,11 +162,146 @@ pub fn load<M: DeserializeOwned + Tensors<f32>>(path: &Path, kind: &str) -> Resu
         .with_limit(payload.len() as u64)
         .deserialize(&payload)
         .map_err(|e| bad(path, format!("the weights do not decode: {e}")))?;
-    let found = tensor_infos(&model);
-    if found != header.tensors {
-        return Err(bad(path, "the decoded tensors differ from the ones the header lists"));
-    }
+    check_listed(path, &header, &payload, &model)?;
     Ok((header, model))
+}
+
+/// The decoded model has exactly the tensors the header lists (names and shapes, in order),
+/// and each recorded offset points at that tensor's values.
+fn check_listed(path: &Path, header: &Header, payload: &[u8], model: &dyn Tensors<f32>) -> Result<()> {
+    let found = model.tensors();
+    if found.len() != header.tensors.len() {
+        return Err(bad(
+            path,
+            format!("the weights hold {} tensors, the header lists {}", found.len(), header.tensors.len()),
+        ));
+    }
+    for ((name, t), info) in found.iter().zip(&header.tensors) {
+        if *name != info.name || t.shape() != info.shape.as_slice() {
+            return Err(bad(
+                path,
+                format!(
+                    "the weights hold tensor {name} {:?} where the header lists {} {:?}",
+                    t.shape(),
+                    info.name,
+                    info.shape
+                ),
+            ));
+        }
+        if let Some(offset) = info.offset {
+            let at = usize::try_from(offset).ok().and_then(|o| payload.get(o..o.checked_add(4 * t.len())?));
+            if !at.is_some_and(|bytes| holds_values(bytes, t)) {
+                return Err(bad(
+                    path,
+                    format!("the header places tensor {name} at payload byte {offset}, but its values are not there"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `bytes` are exactly `t`'s values as f32 little-endian, in row-major order.
+fn holds_values(bytes: &[u8], t: &ArrayViewD<f32>) -> bool {
+    bytes.len() == 4 * t.len() && bytes.chunks_exact(4).zip(t.iter()).all(|(b, x)| b == x.to_le_bytes())
+}
+
+/// `t`'s values as the payload stores them: f32 little-endian, row-major.
+fn value_bytes(t: &ArrayViewD<f32>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4 * t.len());
+    for x in t.iter() {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes
+}
+
+/// Where each tensor's values start in `payload`, found by content. A tensor is looked for
+/// first with the prefix ndarray's serde writes before an array's values (format byte 1, each
+/// dim as u64, the element count as u64), which makes a false start unlikely and the search
+/// fast, then as bare values (a view into a bigger array). Either way the bytes found are the
+/// tensor's values exactly, so even a match in the "wrong" place (an identical copy, e.g. two
+/// LayerNorms still at their initial ones) reads back right. The search starts where the last
+/// tensor ended, since bincode writes the fields in the order `tensors()` usually lists them.
+fn locate(payload: &[u8], tensors: &[Named<'_, f32>]) -> Vec<Option<usize>> {
+    let mut hint = 0;
+    let mut offsets = Vec::with_capacity(tensors.len());
+    for (_, t) in tensors {
+        let values = value_bytes(t);
+        let mut encoded = vec![1u8];
+        for &d in t.shape() {
+            encoded.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        encoded.extend_from_slice(&(t.len() as u64).to_le_bytes());
+        let prefix = encoded.len();
+        encoded.extend_from_slice(&values);
+        let at = find_near(payload, &encoded, hint).map(|p| p + prefix).or_else(|| find_near(payload, &values, hint));
+        if let Some(p) = at {
+            hint = p + values.len();
+        }
+        offsets.push(at);
+    }
+    offsets
+}
+
+/// The occurrence of `needle` in `hay` nearest to `hint`: the first at or after it, else the
+/// last before it.
+fn find_near(hay: &[u8], needle: &[u8], hint: usize) -> Option<usize> {
+    let last = hay.len().checked_sub(needle.len())?;
+    let hint = hint.min(last + 1);
+    let matches = |&p: &usize| needle.first().is_none_or(|&b| hay[p] == b) && hay[p..p + needle.len()] == *needle;
+    (hint..=last).find(matches).or_else(|| (0..hint).rev().find(matches))
+}
+
+/// Tensors by name, read from a checkpoint without its model's Rust type (see [`read_tensors`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamedTensors(pub Vec<(String, ArrayD<f32>)>);
+
+impl Tensors<f32> for NamedTensors {
+    fn tensors(&self) -> Vec<Named<'_, f32>> {
+        self.0.iter().map(|(n, t)| (n.clone(), t.view())).collect()
+    }
+    fn tensors_mut(&mut self) -> Vec<NamedMut<'_, f32>> {
+        self.0.iter_mut().map(|(n, t)| (n.clone(), t.view_mut())).collect()
+    }
+}
+
+/// Reads the tensors whose names `keep` accepts from any checkpoint, whatever its kind, by the
+/// header's offsets (after [`read`] has checked the framing and the checksum). Returns the
+/// header too, which lists every tensor of the file.
+pub fn read_tensors(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Header, NamedTensors)> {
+    let (header, payload) = read(path)?;
+    let mut out = Vec::new();
+    for info in header.tensors.iter().filter(|t| keep(&t.name)) {
+        let name = &info.name;
+        let offset = info.offset.ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "the header records no offset for tensor {name} (a file from before offsets were \
+                     recorded): load it with its model type and save it again"
+                ),
+            )
+        })?;
+        let count = info.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let range = count.and_then(|n| {
+            let start = usize::try_from(offset).ok()?;
+            Some(start..start.checked_add(n.checked_mul(4)?)?)
+        });
+        let bytes = range.and_then(|r| payload.get(r)).ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "the header places tensor {name} {:?} at payload byte {offset}, past the payload's {} bytes",
+                    info.shape,
+                    payload.len()
+                ),
+            )
+        })?;
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        let t = ArrayD::from_shape_vec(IxDyn(&info.shape), values).expect("4 bytes per element of the shape");
+        out.push((name.clone(), t));
+    }
+    Ok((header, NamedTensors(out)))
 }
 
 /// A model with, optionally, the state that resumes its training exactly (optimiser moments

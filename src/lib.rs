@@ -28,5 +28,6 @@ pub mod models;
 pub mod moe;
 pub mod plot;
 pub mod train;
+pub mod transplant;
 
 pub use error::{Error, Result};

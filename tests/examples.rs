@@ -430,3 +430,49 @@ fn ch07_batches_pad_and_mask_and_padding_never_counts() {
         assert!(modified >= started - std::time::Duration::from_secs(2), "ch07: {png} was not written by this run");
     }
 }
+
+#[test]
+fn ch11_resume_is_exact_saves_are_atomic_and_parts_load_by_name() {
+    let out = run("ch11_checkpoints");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch11: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch11");
+    // 1. The layout.
+    assert_contains(&out, "54 49 4e 59 4d 4f 45 00  magic \"TINYMOE\\0\"", "ch11");
+    assert_contains(&out, "01 00 00 00              format version 1", "ch11");
+    assert_contains(&out, "embed.tok              shape [256, 32]  offset 25", "ch11");
+    // 3. Exact resume: every row of the side-by-side table has the same bits.
+    let steps = number_after(line(&out, "== 3. Exact resume: "), "== 3. Exact resume: ") as usize;
+    let rows: Vec<Vec<&str>> = out
+        .split(" step   straight through")
+        .nth(1)
+        .expect("the side-by-side table")
+        .lines()
+        .skip(1)
+        .take(6)
+        .map(fields)
+        .collect();
+    assert_eq!(rows.last().map(|r| r[0]), Some(steps.to_string().as_str()), "ch11: the table ends at the last step");
+    for r in &rows {
+        assert_eq!((r[1], r[3]), (r[2], "true"), "ch11: a resumed loss differs: {r:?}");
+    }
+    assert_contains(&out, &format!("all {steps} step losses bit-identical: true"), "ch11");
+    // Each piece of the state matters: leaving one out changes the run from a given step.
+    let n = steps / 2;
+    for (what, step) in [
+        ("(nothing: the full state)", "none".to_string()),
+        ("the optimiser (fresh Adam moments", format!("step {}", n + 2)),
+        ("the dropout generator (re-seeded)", format!("step {}", n + 1)),
+        ("the data order (epoch generator re-seeded)", format!("step {}", n + 1)),
+    ] {
+        assert!(line(&out, what).contains(&format!(" {step} ")), "ch11: {what}: {}", line(&out, what));
+    }
+    // 4–6.
+    assert_contains(
+        &out,
+        "tensor blocks.0.attn.q.w has shape [32, 32], the model's blocks.1.attn.q.w is [64, 64]",
+        "ch11",
+    );
+    assert_contains(&out, "(it has: embed, blocks.0, blocks.1, ln_f)", "ch11");
+    assert_contains(&out, "the same seed on 1 and 4 threads gives bit-identical losses: true", "ch11");
+    assert_contains(&out, "the gradient of blocks.1.attn.v.w became NaN at step ", "ch11");
+}

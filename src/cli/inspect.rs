@@ -4,14 +4,20 @@
 //! weights: tokeniser, epoch, losses, seed), then one line per tensor: shape, element count,
 //! L2 norm ‖t‖₂ = √(Σ tᵢ²), min, max and mean, and the total parameter count. Loading checks the
 //! magic, version, lengths and the CRC-32 before any of this is printed, so "checksum OK" means
-//! every byte of the file is the one that was saved. A kind this program cannot decode is
-//! listed from its header alone (names and shapes, no statistics).
+//! every byte of the file is the one that was saved. The statistics of a kind this program
+//! cannot decode come from the tensors read by name (the header's offsets); a file without
+//! offsets is listed from its header alone (names and shapes).
+//!
+//! `--prefix blocks.0` lists only the tensors a prefix selects: exactly the ones partial
+//! loading ([`crate::transplant`]) would take from the file under that prefix.
 
 use crate::checkpoint::{self, TensorInfo};
 use crate::cli::lm::KIND as LM_KIND;
 use crate::engine::params::Tensors;
+use crate::error::Error;
 use crate::models::transformer_lm as lm;
 use crate::train::LmState;
+use crate::transplant;
 use clap::Args;
 use ndarray::ArrayViewD;
 use std::path::{Path, PathBuf};
@@ -30,6 +36,10 @@ pub(super) fn load_lm(path: &Path) -> crate::Result<(checkpoint::Header, lm::Par
 pub struct InspectArgs {
     /// A checkpoint written by tinymoe (e.g. results/lm/model.ckpt).
     pub checkpoint: PathBuf,
+    /// List only the tensors under this name prefix (e.g. embed, blocks.0, experts.2): the
+    /// ones partial loading would take.
+    #[arg(long)]
+    pub prefix: Option<String>,
 }
 
 /// One tensor's summary statistics, accumulated in f64 so the sums do not lose digits.
@@ -63,8 +73,23 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     let path = &a.checkpoint;
     // `read` validates the framing and the checksum; it fails with a one-line error naming the file.
     let (header, _) = checkpoint::read(path)?;
+    let prefix = a.prefix.as_deref().unwrap_or("");
+    let selected = |name: &str| transplant::suffix(prefix, name).is_some();
+    if !header.tensors.iter().any(|t| selected(&t.name)) {
+        let parts = transplant::parts(header.tensors.iter().map(|t| t.name.as_str()));
+        return Err(Error::bad_value(
+            "prefix",
+            format!("{prefix:?}"),
+            &format!("selects no tensor of {} (it has: {})", path.display(), parts.join(", ")),
+        )
+        .into());
+    }
     // Decode the weights before printing anything, so a file that fails prints only the error.
     let lm = if header.kind == LM_KIND { Some(load_lm(path)?) } else { None };
+    let by_name = match (&lm, header.tensors.iter().all(|t| t.offset.is_some())) {
+        (None, true) => Some(checkpoint::read_tensors(path, selected)?.1),
+        _ => None,
+    };
     println!("{}", path.display());
     println!("  kind            {}", header.kind);
     println!("  format version  {}", checkpoint::VERSION);
@@ -76,12 +101,28 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
 
     if let Some((_, model, state)) = lm {
         print_state(state.as_ref());
-        print_tensors(&model);
+        print_tensors(&model, prefix);
+    } else if let Some(tensors) = by_name {
+        println!("  (kind {:?}: tensors read by name; no training state shown)\n", header.kind);
+        print_tensors(&tensors, prefix);
     } else {
-        println!("  (kind {:?}: statistics need a model type this command knows; listing the header)", header.kind);
-        print_header_tensors(&header.tensors);
+        println!("  (kind {:?}, saved without tensor offsets: listing the header)", header.kind);
+        print_header_tensors(&header.tensors, prefix);
     }
+    let parts = transplant::parts(header.tensors.iter().map(|t| t.name.as_str()));
+    println!("  parts           {}   (for --prefix and partial loading)", parts.join(", "));
     Ok(())
+}
+
+/// "total parameters: …", or with a prefix, "under "blocks.0": … (of … in all)".
+fn print_total(prefix: &str, count: usize, tensors: usize, all_count: usize, all_tensors: usize) {
+    if prefix.is_empty() {
+        println!("\n  total parameters: {count} in {tensors} tensors");
+    } else {
+        println!(
+            "\n  parameters under {prefix:?}: {count} in {tensors} tensors (of {all_count} in {all_tensors} in all)"
+        );
+    }
 }
 
 /// Where training stood when the checkpoint was saved.
@@ -115,8 +156,11 @@ fn print_json(label: &str, value: &serde_json::Value) {
     }
 }
 
-fn print_tensors<M: Tensors<f32>>(model: &M) {
-    let tensors = model.tensors();
+fn print_tensors(model: &dyn Tensors<f32>, prefix: &str) {
+    let all = model.tensors();
+    let all_count = all.iter().map(|(_, t)| t.len()).sum();
+    let all_tensors = all.len();
+    let tensors: Vec<_> = all.into_iter().filter(|(n, _)| transplant::suffix(prefix, n).is_some()).collect();
     let width = tensors.iter().map(|(n, _)| n.len()).max().unwrap_or(6).max(6);
     println!(
         "  {:<width$}  {:<14} {:>10}  {:>10}  {:>10}  {:>10}  {:>10}",
@@ -136,17 +180,19 @@ fn print_tensors<M: Tensors<f32>>(model: &M) {
             s.mean
         );
     }
-    println!("\n  total parameters: {total} in {} tensors", tensors.len());
+    print_total(prefix, total, tensors.len(), all_count, all_tensors);
 }
 
-fn print_header_tensors(tensors: &[TensorInfo]) {
+fn print_header_tensors(all: &[TensorInfo], prefix: &str) {
+    let all_count = all.iter().map(|t| t.shape.iter().product::<usize>()).sum();
+    let tensors: Vec<&TensorInfo> = all.iter().filter(|t| transplant::suffix(prefix, &t.name).is_some()).collect();
     let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(6).max(6);
     println!("  {:<width$}  {:<14} {:>10}", "tensor", "shape", "elements");
     let mut total = 0usize;
-    for t in tensors {
+    for t in &tensors {
         let n: usize = t.shape.iter().product();
         total += n;
         println!("  {:<width$}  {:<14} {:>10}", t.name, shape_text(&t.shape), n);
     }
-    println!("\n  total parameters: {total} in {} tensors", tensors.len());
+    print_total(prefix, total, tensors.len(), all_count, all.len());
 }
