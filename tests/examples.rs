@@ -476,3 +476,24 @@ fn ch11_resume_is_exact_saves_are_atomic_and_parts_load_by_name() {
     assert_contains(&out, "the same seed on 1 and 4 threads gives bit-identical losses: true", "ch11");
     assert_contains(&out, "the gradient of blocks.1.attn.v.w became NaN at step ", "ch11");
 }
+
+#[test]
+fn ch10_sequence_and_domain_routing_and_interventions() {
+    let out = run("ch10_routing");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch10: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch10");
+    // Padding stays out of the pooled mean; forgetting the mask changes the router input.
+    assert!(number_after(line(&out, "router(mean of the"), "max |Δ| = ") < 1e-5, "ch10:\n{out}");
+    assert!(number_after(line(&out, "mask forgotten"), "max |Δ| = ") > 1e-3, "ch10:\n{out}");
+    // Domain routing: one expert row per real token at every expert count; dense grows with E.
+    let work: Vec<Vec<&str>> = out.lines().map(fields).filter(|f| f.len() == 7 && f[1] == "domain").collect();
+    assert_eq!(work.len(), 3, "ch10: three expert counts:\n{out}");
+    assert!(work.iter().all(|f| f[6] == "1.00"), "ch10: {work:?}");
+    // The PNGs are PNGs.
+    let pngs: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("wrote ")).collect();
+    assert_eq!(pngs.len(), 2, "ch10:\n{out}");
+    for png in pngs {
+        let bytes = std::fs::read(png).unwrap_or_else(|e| panic!("ch10: {png}: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "ch10: {png} is not a PNG");
+    }
+}

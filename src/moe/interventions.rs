@@ -13,10 +13,12 @@
 //! ```
 //! [`add_expert`] grows a layer by one expert: the router gains one output column, the mean of
 //! the existing columns plus N(0, 0.02²) noise, so the newcomer's score starts at the average
-//! of the trained experts' scores for every input. (A fresh N(0, 0.02²) column, as at init,
-//! scores ≈ 0 against trained columns that have grown: under top-k it is then never chosen,
-//! so it never trains — measured in tests/moe_interventions.rs.) A noisy router gains a
-//! zero noise column.
+//! of the trained experts' scores for every input. A fresh N(0, 0.02²) column, as at init,
+//! scores ≈ 0 against trained columns whose scores have drifted, and that can fail either way:
+//! when the trained scores sit above 0 the newcomer is never chosen under top-k and never
+//! trains (tests/moe_interventions.rs); when they sit below 0 it takes most tokens at once and
+//! wrecks the old domains (chapter 10 measures both). The mean column starts it in the middle.
+//! A noisy router gains a zero noise column.
 //!
 //! Steering (SteerMoE, Fayyaz et al. 2025) adds an offset oₑ to chosen experts' router
 //! log-probabilities; beyond that paper, the same offsets may stay on *during training*
