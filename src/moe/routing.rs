@@ -170,7 +170,7 @@ pub fn decide<F: Float>(
         if order.is_empty() {
             continue; // every expert switched off: the unit passes through
         }
-        let support = if over_all { &order[..] } else { &order[..k] };
+        let support = if over_all { &order[..] } else { &order[..k.min(order.len())] };
         let max = score(order[0]);
         let sum: F = support.iter().map(|&e| (score(e) - max).exp()).sum();
         for &e in support {
