@@ -497,3 +497,95 @@ fn ch10_sequence_and_domain_routing_and_interventions() {
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "ch10: {png} is not a PNG");
     }
 }
+
+/// Every PNG a run announced (`wrote PATH`) is a PNG written by that run.
+fn assert_fresh_pngs(out: &str, expected: usize, started: std::time::SystemTime, example: &str) {
+    let pngs: Vec<&str> =
+        out.lines().filter_map(|l| l.strip_prefix("wrote ")).filter(|p| p.ends_with(".png")).collect();
+    assert_eq!(pngs.len(), expected, "{example} draws {expected} pictures:\n{out}");
+    for png in pngs {
+        let bytes = std::fs::read(png).unwrap_or_else(|e| panic!("{example}: {png}: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{example}: {png} is not a PNG");
+        let modified = std::fs::metadata(png).and_then(|m| m.modified()).expect("an mtime");
+        assert!(
+            modified >= started - std::time::Duration::from_secs(2),
+            "{example}: {png} was not written by this run"
+        );
+    }
+}
+
+#[test]
+fn ch08_dense_moe_backward_checks_pass_and_the_mixture_beats_one_expert() {
+    let started = std::time::SystemTime::now();
+    let out = run("ch08_moe");
+    let ok = lines_tagged(&out, "ok");
+    assert!(ok.len() >= 90, "ch08 should run at least 90 checks, ran {}:\n{out}", ok.len());
+    for line in &ok {
+        assert!(rel_err(line) <= TOL, "ch08: {line}");
+    }
+    assert!(lines_tagged(&out, "FAIL").is_empty() && lines_tagged(&out, "MISSED").is_empty(), "{out}");
+    for name in [
+        "toy.dg",
+        "toy.dz",
+        "toy.dW_gate",
+        "layer.noisy.router.noise.w",
+        "mixture.dx",
+        "classifier.moe.router.net.layers.1.w",
+    ] {
+        report_line(&out, name);
+    }
+    assert!(rel_err(line(&out, "caught toy.no_sum.dz")) > 1e-2, "ch08: the broken softmax step is caught");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch08: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch08");
+    assert_contains(&out, "moe::layer::forward: y = [1.3649, 2.0000], gates = [0.8176, 0.1824]", "ch08");
+    // The trained mixture: far better than one of its experts, and the metrics are in range.
+    let alone = number_after(line(&out, "one expert alone"), "test accuracy ");
+    let mixed = number_after(line(&out, "4 such experts mixed"), "test accuracy ");
+    assert!(mixed > 90.0 && mixed > alone + 10.0, "ch08: one expert {alone}%, the mixture {mixed}%");
+    let spec_line = line(&out, "specialisation index = ");
+    let spec: f64 = spec_line.rsplit(": ").next().and_then(|v| v.trim_end_matches(')').parse().ok()).expect(spec_line);
+    assert!((0.0..=1.0).contains(&spec), "ch08: specialisation index {spec}");
+    assert_fresh_pngs(&out, 2, started, "ch08");
+}
+
+#[test]
+fn ch09_topk_dispatch_capacity_losses_and_collapse_with_its_cure() {
+    let started = std::time::SystemTime::now();
+    let out = run("ch09_topk");
+    let ok = lines_tagged(&out, "ok");
+    assert!(ok.len() >= 60, "ch09 should run at least 60 checks, ran {}:\n{out}", ok.len());
+    for line in &ok {
+        assert!(rel_err(line) <= TOL, "ch09: {line}");
+    }
+    assert!(lines_tagged(&out, "FAIL").is_empty(), "{out}");
+    for name in
+        ["routing.top2.dh", "top2.ff_noisy.router.noise.w", "classifier.moe.router.net.layers.0.w", "loss.switch.dz"]
+    {
+        report_line(&out, name);
+    }
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch09: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch09");
+    assert_contains(&out, "chosen [0, 1], gates [0.7311, 0.2689, 0.0000, 0.0000]", "ch09");
+    assert_contains(&out, "Stats: calls [1, 1, 1, 0]", "ch09");
+    // Capacity ⌈16·c⌉: every row is served or dropped, and a smaller factor never drops fewer.
+    let table: Vec<Vec<&str>> = out
+        .lines()
+        .map(fields)
+        .filter(|f| f.len() >= 4 && ["none", "2", "1.25", "1", "0.5"].contains(&f[0]) && f.last() != Some(&"="))
+        .collect();
+    assert_eq!(table.len(), 5, "ch09: five capacity factors:\n{out}");
+    let dropped: Vec<usize> = table.iter().map(|f| f.last().and_then(|d| d.parse().ok()).expect("a count")).collect();
+    assert!(dropped.windows(2).all(|w| w[0] <= w[1]) && dropped[0] == 0, "ch09: dropped {dropped:?}");
+    // The Switch loss by hand.
+    assert_contains(&out, "= α = 0.0100;  computed 0.0100", "ch09");
+    assert_contains(&out, "= α·N = 0.0400;  computed 0.0400", "ch09");
+    // Collapse and cure: the smallest expert's share of assignments in the 2-layer-router runs.
+    let loads: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("share of assignments (load)")).collect();
+    assert_eq!(loads.len(), 2, "ch09: two settings:\n{out}");
+    let min_share = |cells: &str| -> f64 {
+        cells.split_whitespace().map(|v| v.parse::<f64>().expect("a share")).fold(f64::INFINITY, f64::min)
+    };
+    let runs: Vec<f64> = loads[1].split('[').skip(1).map(|c| min_share(c.split(']').next().expect("cells"))).collect();
+    assert!(runs[0] < 0.1 && runs[1] > 0.15, "ch09: no collapse-and-cure in {}", loads[1]);
+    assert_fresh_pngs(&out, 3, started, "ch09");
+}

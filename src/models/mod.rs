@@ -5,5 +5,6 @@
 
 pub mod classifier;
 pub mod generate;
+pub mod moe_classifier;
 pub mod moe_lm;
 pub mod transformer_lm;
