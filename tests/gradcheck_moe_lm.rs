@@ -59,7 +59,8 @@ fn check(cfg: Config, domains: Option<&[usize]>, assigned: Option<&[Option<usize
     let loss = |p: &moe_lm::Params<f64>| {
         moe_lm::forward(p, ids.view(), targets.view(), domains, route, &mut Mode::Train(&mut rng(9))).0.total
     };
-    let (losses, cache) = moe_lm::forward(&p, ids.view(), targets.view(), domains, route, &mut Mode::Train(&mut rng(9)));
+    let (losses, cache) =
+        moe_lm::forward(&p, ids.view(), targets.view(), domains, route, &mut Mode::Train(&mut rng(9)));
     assert!(losses.router.total != 0.0, "the router losses take part");
     let grads = moe_lm::backward(&p, &cache);
     let mut params = p.clone();
