@@ -7,14 +7,34 @@
 //!   784→256→128→4 + softmax, logits mixed by the gate, cross-entropy; batch 128.
 //! - `block-small`: token + positional embedding (vocab 4096, d 256), 1 pre-LN block (4 heads,
 //!   FF 512, GELU tanh, causal), final LN, LM head, next-token CE; batch 16 × 128.
+//! - `moe-e3`: token + positional embedding (vocab 4096, d 256), token-level feed-forward
+//!   router 256→256→4 (ReLU, softmax) reading the embedding, 4 experts each a 1-block pre-LN
+//!   encoder (4 heads, FF 512) run densely and mixed per token by the router's weights, final
+//!   LN, LM head, next-token CE; batch 16 × 128. The [`moe_lm`] model with no shared blocks,
+//!   `ExpertKind::Stack`, `Gating::DENSE` and no router losses.
+//! - `moe-e2`: as `moe-e3` with experts of 2 blocks, d 768, 8 heads, FF 3072 (router
+//!   768→768→4); batch 8 × 128.
+//! - `sparse-topk-e1`, `-e2`, `-e4`, `-e10` (tinymoe only): one token-level top-1 MoE layer
+//!   ([`crate::moe::layer`], linear router) of E MLP experts 256 → 1024 → 256 (GELU tanh)
+//!   on 16 × 128 = 2048 rows of N(0, 1) input, loss = mean squared error to a fixed N(0, 1)
+//!   target; 10 timed steps. Every E sees the same tokens and each token runs exactly one expert, so the
+//!   compute per step is constant: the time with E = 10 against E = 1 measures what sparse
+//!   dispatch costs (gather, scatter, smaller GEMMs, E× the parameters for Adam). The JSON
+//!   line adds `max_expert_load` (the most tokens any expert got at the last step).
 
 use crate::engine::init::{self, streams};
+use crate::engine::layers::attention::Mask;
+use crate::engine::layers::Activation;
 use crate::engine::layers::Mode;
 use crate::engine::optim::{Kind, Optimizer};
 use crate::engine::params;
 use crate::error::{Error, Result};
-use crate::models::classifier;
 use crate::models::transformer_lm as lm;
+use crate::models::{classifier, moe_lm};
+use crate::moe::expert::Expert;
+use crate::moe::layer::{self, Level, Route};
+use crate::moe::losses::RouterLossConfig;
+use crate::moe::routing::Gating;
 use ndarray::Array2;
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 use rand::Rng as _;
@@ -22,7 +42,16 @@ use serde::Serialize;
 use std::time::Instant;
 
 /// The workloads `tinymoe bench` knows.
-pub const WORKLOADS: &[&str] = &["mlp-moe", "block-small"];
+pub const WORKLOADS: &[&str] = &[
+    "mlp-moe",
+    "block-small",
+    "moe-e3",
+    "moe-e2",
+    "sparse-topk-e1",
+    "sparse-topk-e2",
+    "sparse-topk-e4",
+    "sparse-topk-e10",
+];
 
 /// One JSON line, in the schema shared with `anchors/torch_ref.py` and `numpy_ref.py`.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +70,9 @@ pub struct Report {
     pub n: usize,
     pub n_params: usize,
     pub peak_rss_mb: f64,
+    /// sparse-topk only: the most tokens one expert received (at the last step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expert_load: Option<usize>,
 }
 
 /// How to run a workload.
@@ -78,6 +110,12 @@ pub fn run(workload: &str, opts: &Options) -> Result<Report> {
             };
             language_model("block-small", cfg, 16, opts.steps.unwrap_or(10), opts)
         })),
+        "moe-e3" => Ok(pool.install(|| moe_language_model("moe-e3", moe_config(256, 4, 512, 1), 16, 8, opts))),
+        "moe-e2" => Ok(pool.install(|| moe_language_model("moe-e2", moe_config(768, 8, 3072, 2), 8, 5, opts))),
+        "sparse-topk-e1" => Ok(pool.install(|| sparse_topk(1, opts))),
+        "sparse-topk-e2" => Ok(pool.install(|| sparse_topk(2, opts))),
+        "sparse-topk-e4" => Ok(pool.install(|| sparse_topk(4, opts))),
+        "sparse-topk-e10" => Ok(pool.install(|| sparse_topk(10, opts))),
         _ => Err(Error::Unknown { what: "workload".into(), name: workload.into(), expected: WORKLOADS.join(", ") }),
     }
 }
@@ -124,6 +162,104 @@ fn language_model(name: &str, cfg: lm::Config, batch: usize, steps: usize, opts:
     report(name, opts, batch * seq_len, &losses, ms, params::count(&model))
 }
 
+/// The moe-e3 / moe-e2 model: embedding → token-level dense MoE of 4 block stacks, routed
+/// by a d → d → 4 ReLU router reading the embedding → final LN → head (as `torch_ref.py`).
+fn moe_config(d_model: usize, n_heads: usize, d_ff: usize, layers: usize) -> moe_lm::Config {
+    moe_lm::Config {
+        vocab: 4096,
+        max_seq: 128,
+        d_model,
+        n_heads,
+        d_ff,
+        dropout: 0.0,
+        pad_id: None,
+        shared_layers: 0,
+        n_experts: 4,
+        expert: moe_lm::ExpertKind::Stack { layers },
+        router_hidden: Some(d_model),
+        noisy: false,
+        level: Level::Token,
+        gating: Gating::DENSE,
+        router_losses: RouterLossConfig::default(),
+        domain_loss: None,
+    }
+}
+
+/// [`language_model`] for the MoE language model.
+fn moe_language_model(name: &str, cfg: moe_lm::Config, batch: usize, steps: usize, opts: &Options) -> Report {
+    let steps = opts.steps.unwrap_or(steps);
+    let seq_len = cfg.max_seq;
+    let mut rng = init::stream(opts.seed, streams::INIT);
+    let mut model = moe_lm::init::<f32>(cfg, &mut rng);
+    let mut data_rng = init::stream(opts.seed, streams::DATA);
+    let seq = Array2::from_shape_simple_fn((batch, seq_len + 1), || data_rng.gen_range(0..cfg.vocab));
+    let ids = seq.slice(ndarray::s![.., ..seq_len]);
+    let targets = seq.slice(ndarray::s![.., 1..]);
+    let mut dropout_rng = init::stream(opts.seed, streams::DROPOUT);
+    let mut opt = Optimizer::new(Kind::adam(), &[], &model);
+    let (losses, ms) = time_steps(opts.warmup + steps, opts.warmup, || {
+        let (loss, cache) =
+            moe_lm::forward(&model, ids, targets, None, Route::default(), &mut Mode::Train(&mut dropout_rng));
+        let grads = moe_lm::backward(&model, &cache);
+        opt.step(&mut model, &grads, 1e-3);
+        loss.total
+    });
+    report(name, opts, batch * seq_len, &losses, ms, params::count(&model))
+}
+
+/// One top-1 MoE layer of `n_experts` MLP experts 256 → 1024 → 256 on 2048 random rows,
+/// trained to a fixed random target by mean squared error (see the module doc).
+fn sparse_topk(n_experts: usize, opts: &Options) -> Report {
+    const BATCH: usize = 16;
+    const SEQ: usize = 128;
+    const D: usize = 256;
+    const HIDDEN: usize = 1024;
+    let steps = opts.steps.unwrap_or(10);
+    let n = BATCH * SEQ;
+    let mut rng = init::stream(opts.seed, streams::INIT);
+    let cfg = layer::Config { level: Level::Token, gating: Gating::top_k(1), passthrough: false };
+    // The router is moe::router's linear gate, N(0, 0.02²): on N(0, 1) rows its E logits are
+    // near-independent Gaussians of equal scale, so the argmax spreads tokens evenly. Top-1
+    // gates are the constant 1, so the router gets no gradient and the spread stays.
+    let mut model = layer::init(
+        D,
+        None,
+        false,
+        n_experts,
+        cfg,
+        |r| Expert::mlp(&[D, HIDDEN, D], Activation::GeluTanh, 0.0, r),
+        &mut rng,
+    );
+    let mut data_rng = init::stream(opts.seed, streams::DATA);
+    let mut normal = || {
+        let v: f64 = StandardNormal.sample(&mut data_rng);
+        v as f32
+    };
+    let x = Array2::from_shape_simple_fn((n, D), &mut normal);
+    let target = Array2::from_shape_simple_fn((n, D), &mut normal);
+    let mask = Mask { causal: false, key_padding: None };
+    let mut opt = Optimizer::new(Kind::adam(), &[], &model);
+    let mut dropout_rng = init::stream(opts.seed, streams::DROPOUT);
+    let mut max_load = 0;
+    let (losses, ms) = time_steps(opts.warmup + steps, opts.warmup, || {
+        let mode = &mut Mode::Train(&mut dropout_rng);
+        let (y, cache) = layer::forward(&model, x.view(), BATCH, SEQ, mask, Route::default(), mode);
+        // L = mean((y − t)²) over all n·D entries: dL/dy = 2(y − t)/(n·D).
+        let mut dy = y - &target;
+        let loss = dy.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / (n * D) as f64;
+        let scale = 2.0 / (n * D) as f32;
+        dy.mapv_inplace(|v| v * scale);
+        let (_, grads) = layer::backward(&model, &cache, dy.view(), None);
+        opt.step(&mut model, &grads, 1e-3);
+        max_load = cache.stats().tokens.iter().copied().max().unwrap_or(0);
+        loss
+    });
+    let name = format!("sparse-topk-e{n_experts}");
+    let mut r = report(&name, opts, n, &losses, ms, params::count(&model));
+    r.max_expert_load = Some(max_load);
+    r
+}
+
 /// Runs `step` `total` times; returns every step's loss and the median milliseconds of the
 /// steps after the first `warmup`.
 fn time_steps(total: usize, warmup: usize, mut step: impl FnMut() -> f64) -> (Vec<f64>, f64) {
@@ -153,6 +289,7 @@ fn report(name: &str, opts: &Options, tokens: usize, losses: &[f64], ms: f64, n_
         n: losses.len(),
         n_params,
         peak_rss_mb: peak_rss_mb(),
+        max_expert_load: None,
     }
 }
 
@@ -185,4 +322,39 @@ pub fn peak_rss_mb() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| round2(kb / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quick(threads: usize) -> Options {
+        Options { threads, steps: Some(2), warmup: 0, seed: 42 }
+    }
+
+    #[test]
+    fn moe_models_have_the_references_parameter_counts() {
+        // n_params printed by `anchors/torch_ref.py --workload moe-e3 / moe-e2`.
+        for (cfg, expected) in [(moe_config(256, 4, 512, 1), 4_309_764), (moe_config(768, 8, 3072, 2), 63_692_036)] {
+            let model = moe_lm::init::<f32>(cfg, &mut init::rng(0));
+            assert_eq!(params::count(&model), expected, "{cfg:?}");
+        }
+    }
+
+    #[test]
+    fn moe_e3_starts_at_ln_vocab_and_learns() {
+        let r = run("moe-e3", &quick(2)).unwrap();
+        assert!((r.loss_first - (4096f64).ln()).abs() < 0.1, "{r:?}");
+        assert!(r.loss_after_n_steps < r.loss_first, "{r:?}");
+    }
+
+    #[test]
+    fn sparse_topk_spreads_tokens_and_learns_identically_on_any_thread_count() {
+        let one = run("sparse-topk-e4", &quick(1)).unwrap();
+        let two = run("sparse-topk-e4", &quick(2)).unwrap();
+        assert!(one.loss_after_n_steps < one.loss_first, "{one:?}");
+        assert_eq!((one.loss_first, one.loss_after_n_steps), (two.loss_first, two.loss_after_n_steps));
+        let load = one.max_expert_load.unwrap();
+        assert!((512..2048 * 3 / 10).contains(&load), "max load {load} of 2048 tokens over 4 experts");
+    }
 }

@@ -5,7 +5,8 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workload name from ../shared/BENCH.md (mlp-moe).
+    /// Workload name from ../shared/BENCH.md: mlp-moe, block-small, moe-e3, moe-e2, or
+    /// sparse-topk-e1 / -e2 / -e4 / -e10 (tinymoe only).
     #[arg(long)]
     pub workload: String,
     /// Threads for rayon (the references use the same count for OpenMP/MKL).

@@ -133,8 +133,9 @@ impl<F: Float> Cache<F> {
 pub fn init<F: Float>(cfg: Config, rng: &mut Rng) -> Params<F> {
     let std = 0.02;
     let embed = embedding::init(cfg.vocab, cfg.max_seq, cfg.d_model, cfg.pad_id, std, rng);
-    let shared =
-        (0..cfg.shared_layers).map(|_| block::init(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, std, rng)).collect();
+    let shared = (0..cfg.shared_layers)
+        .map(|_| block::init(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, std, rng))
+        .collect();
     let passthrough = matches!(cfg.expert, ExpertKind::Stack { .. });
     let layer_cfg = layer::Config { level: cfg.level, gating: cfg.gating, passthrough };
     let d = cfg.d_model;
