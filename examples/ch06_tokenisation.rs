@@ -28,20 +28,9 @@ use tinymoe::data::tokenizer::{Bytes, Tokenizer};
 /// Where the BPE file goes, relative to the current directory.
 const OUT_DIR: &str = "target/examples-out";
 
-/// Facts the chapter states; any that fails makes the example exit 1.
-#[derive(Default)]
-struct Facts {
-    failed: Vec<String>,
-}
-
-impl Facts {
-    fn check(&mut self, what: &str, holds: bool) {
-        println!("{what}: {holds}");
-        if !holds {
-            self.failed.push(what.to_string());
-        }
-    }
-}
+#[path = "common/facts.rs"]
+mod facts;
+use facts::Facts;
 
 fn main() {
     let mut facts = Facts::default();
@@ -54,11 +43,7 @@ fn main() {
     never_unknown(&text, &bpe, &mut facts);
     compact_vocabulary(&text, &mut facts);
     the_file(&bpe, &text, &mut facts);
-    if !facts.failed.is_empty() {
-        eprintln!("FAIL: {}", facts.failed.join("; "));
-        std::process::exit(1);
-    }
-    println!("\nevery fact above holds.");
+    facts.finish(None);
 }
 
 /// Tokens as `a | b | c`.

@@ -50,20 +50,9 @@ const OUT_DIR: &str = "target/examples-out";
 /// The batch's padded length (SPEC §3's default).
 const MAX_LEN: usize = 128;
 
-/// Facts the chapter states; any that fails makes the example exit 1.
-#[derive(Default)]
-struct Facts {
-    failed: Vec<String>,
-}
-
-impl Facts {
-    fn check(&mut self, what: &str, holds: bool) {
-        println!("{what}: {holds}");
-        if !holds {
-            self.failed.push(what.to_string());
-        }
-    }
-}
+#[path = "common/facts.rs"]
+mod facts;
+use facts::Facts;
 
 fn main() {
     let started = Instant::now();
@@ -80,11 +69,7 @@ fn main() {
     sampling(&bpe, &mut facts);
     idx(&mut facts);
     npy(&batch, &mut facts);
-    if !facts.failed.is_empty() {
-        eprintln!("FAIL: {}", facts.failed.join("; "));
-        std::process::exit(1);
-    }
-    println!("\nevery fact above holds ({:.1} s).", started.elapsed().as_secs_f64());
+    facts.finish(Some(started.elapsed().as_secs_f64()));
 }
 
 // ---------------------------------------------------------------------------------------

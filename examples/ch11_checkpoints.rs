@@ -39,20 +39,9 @@ const KIND: &str = "transformer_lm";
 const SEQ: usize = 16;
 const SEED: u64 = 5;
 
-/// Facts the chapter states; any that fails makes the example exit 1.
-#[derive(Default)]
-struct Facts {
-    failed: Vec<String>,
-}
-
-impl Facts {
-    fn check(&mut self, what: &str, holds: bool) {
-        println!("{what}: {holds}");
-        if !holds {
-            self.failed.push(what.to_string());
-        }
-    }
-}
+#[path = "common/facts.rs"]
+mod facts;
+use facts::Facts;
 
 fn main() {
     let started = Instant::now();
@@ -69,11 +58,7 @@ fn main() {
     partial_loading(&run, &data, &mut facts);
     seeds_and_threads(&data, &mut facts);
     failures(&data, &mut facts);
-    if !facts.failed.is_empty() {
-        eprintln!("FAIL: {}", facts.failed.join("; "));
-        std::process::exit(1);
-    }
-    println!("\nevery fact above holds ({:.1} s).", started.elapsed().as_secs_f64());
+    facts.finish(Some(started.elapsed().as_secs_f64()));
 }
 
 /// The built-in text as bytes: 4,800 tokens to train on, 1,200 held out.
