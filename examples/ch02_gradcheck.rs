@@ -58,18 +58,7 @@ fn main() {
     why_f64();
 
     println!();
-    if tally.problems.is_empty() {
-        println!(
-            "all {} gradient checks passed (worst rel err {:.2e} ≤ {TOL:.0e}); every broken gradient was caught",
-            tally.passed, tally.worst
-        );
-    } else {
-        eprintln!("FAIL: {} problem(s):", tally.problems.len());
-        for p in &tally.problems {
-            eprintln!("  {p}");
-        }
-        std::process::exit(1);
-    }
+    tally.finish("every broken gradient was caught");
 }
 
 // ---------------------------------------------------------------------------------------

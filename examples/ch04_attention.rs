@@ -53,18 +53,7 @@ fn main() {
         std::process::exit(1);
     }
     println!();
-    if tally.problems.is_empty() {
-        println!(
-            "all {} gradient checks passed (worst rel err {:.2e} ≤ {TOL:.0e}); both broken gradients were caught",
-            tally.passed, tally.worst
-        );
-    } else {
-        eprintln!("FAIL: {} problem(s):", tally.problems.len());
-        for p in &tally.problems {
-            eprintln!("  {p}");
-        }
-        std::process::exit(1);
-    }
+    tally.finish("both broken gradients were caught");
 }
 
 // ---------------------------------------------------------------------------------------

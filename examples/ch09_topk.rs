@@ -64,18 +64,7 @@ fn main() {
         std::process::exit(1);
     }
     println!();
-    if t.problems.is_empty() {
-        println!(
-            "all {} gradient checks passed (worst rel err {:.2e} ≤ {TOL:.0e}); every fact above holds",
-            t.passed, t.worst
-        );
-    } else {
-        eprintln!("FAIL: {} problem(s):", t.problems.len());
-        for p in &t.problems {
-            eprintln!("  {p}");
-        }
-        std::process::exit(1);
-    }
+    t.finish("every fact above holds");
 }
 
 /// Prints `what: holds` and records it.

@@ -57,4 +57,21 @@ impl Tally {
             self.problems.push(what.to_string());
         }
     }
+
+    /// Ends the example: on success prints how many checks passed and the worst error, then
+    /// `; {suffix}`; otherwise lists every problem and exits 1.
+    pub fn finish(self, suffix: &str) {
+        if self.problems.is_empty() {
+            println!(
+                "all {} gradient checks passed (worst rel err {:.2e} ≤ {TOL:.0e}); {suffix}",
+                self.passed, self.worst
+            );
+        } else {
+            eprintln!("FAIL: {} problem(s):", self.problems.len());
+            for p in &self.problems {
+                eprintln!("  {p}");
+            }
+            std::process::exit(1);
+        }
+    }
 }
