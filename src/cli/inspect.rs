@@ -16,7 +16,7 @@ use crate::cli::lm::KIND as LM_KIND;
 use crate::engine::params::Tensors;
 use crate::error::Error;
 use crate::models::transformer_lm as lm;
-use crate::train::LmState;
+use crate::train::{LmState, Standing};
 use crate::transplant;
 use clap::Args;
 use ndarray::ArrayViewD;
@@ -100,10 +100,11 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     println!();
 
     if let Some((_, model, state)) = lm {
-        print_state(state.as_ref());
+        print_state(state.as_ref().map(LmState::standing).as_ref());
         print_tensors(&model, prefix);
     } else if let Some(tensors) = by_name {
-        println!("  (kind {:?}: tensors read by name; no training state shown)\n", header.kind);
+        let standing = header.meta.get("training").and_then(|t| serde_json::from_value::<Standing>(t.clone()).ok());
+        print_state(standing.as_ref());
         print_tensors(&tensors, prefix);
     } else {
         println!("  (kind {:?}, saved without tensor offsets: listing the header)", header.kind);
@@ -126,22 +127,24 @@ fn print_total(prefix: &str, count: usize, tensors: usize, all_count: usize, all
 }
 
 /// Where training stood when the checkpoint was saved.
-fn print_state(state: Option<&LmState>) {
-    let Some(s) = state else {
+fn print_state(standing: Option<&Standing>) {
+    let Some(s) = standing else {
         println!("  training state  none (weights only: cannot be resumed)\n");
         return;
     };
-    let last = s.history.epochs.last();
     println!(
         "  training state  epoch {} ({} batches done), optimiser step {}, {} epoch(s) finished{}",
         s.epoch,
         s.batches_done,
         s.step,
-        s.history.epochs.len(),
-        if s.history.interrupted { ", interrupted" } else { "" }
+        s.epochs_finished,
+        if s.interrupted { ", interrupted" } else { "" }
     );
-    if let Some(e) = last {
-        println!("  last epoch      train loss {:.4}, validation loss {:.4}", e.train_loss, e.val_loss);
+    if let Some(e) = &s.last_epoch {
+        let number = |key: &str| e.get(key).and_then(serde_json::Value::as_f64);
+        if let (Some(train), Some(val)) = (number("train_loss"), number("val_loss")) {
+            println!("  last epoch      train loss {train:.4}, validation loss {val:.4}");
+        }
     }
     println!("  resumable       yes: optimiser moments, generator states and data position are saved\n");
 }

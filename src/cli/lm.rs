@@ -527,6 +527,7 @@ fn save(path: &Path, model: &lm::Params<f32>, spec: &LmSpec, state: &train::LmSt
         "val_loss": last.map(|e| e.val_loss),
         "interrupted": state.history.interrupted,
         "spec": spec,
+        "training": state.standing(),
     });
     let saved = checkpoint::Trained { model: model.clone(), state: Some(state.clone()) };
     checkpoint::save(path, KIND, &model.config, &saved, meta)
