@@ -38,6 +38,7 @@
 //! `validate`, and one arm in each `match` below; the compiler points at every one.
 
 use crate::cli::lm::{self, LmSpec};
+use crate::cli::moe::{self, MoeLmSpec};
 use crate::cli::train::{self, Spec};
 use crate::error::Error;
 use clap::{Args, Subcommand};
@@ -73,6 +74,8 @@ pub enum Command {
     Train,
     /// `tinymoe train lm`: a language model.
     TrainLm,
+    /// `tinymoe train moe`: an MoE language model on labelled domains.
+    TrainMoe,
 }
 
 impl Command {
@@ -80,6 +83,7 @@ impl Command {
         match self {
             Command::Train => "train",
             Command::TrainLm => "train lm",
+            Command::TrainMoe => "train moe",
         }
     }
     /// The preset used when neither `--preset` nor the file names one.
@@ -87,6 +91,7 @@ impl Command {
         match self {
             Command::Train => "spirals-mlp",
             Command::TrainLm => "lm",
+            Command::TrainMoe => "moe-lm",
         }
     }
 }
@@ -96,6 +101,7 @@ impl Command {
 pub enum Settings {
     Classifier(Spec),
     Lm(LmSpec),
+    Moe(MoeLmSpec),
 }
 
 /// A named starting point: one row of [`PRESETS`].
@@ -113,6 +119,7 @@ impl Preset {
         match &mut settings {
             Settings::Classifier(s) => s.preset = self.name.into(),
             Settings::Lm(s) => s.preset = self.name.into(),
+            Settings::Moe(s) => s.preset = self.name.into(),
         }
         settings
     }
@@ -139,6 +146,16 @@ pub const PRESETS: &[Preset] = &[
         name: "lm-quick",
         about: "a tiny 1-block LM for one epoch: seconds (what `train lm --quick` runs)",
         make: || Settings::Lm(lm::preset_lm_quick()),
+    },
+    Preset {
+        name: "moe-lm",
+        about: "a byte-level MoE LM, 4 MLP experts top-2, token routing, on code/math/story/science (the demo's)",
+        make: || Settings::Moe(moe::preset_moe_lm()),
+    },
+    Preset {
+        name: "moe-lm-quick",
+        about: "the same MoE LM on 24 samples per domain for 2 epochs: seconds (`train moe --quick`)",
+        make: || Settings::Moe(moe::preset_moe_lm_quick()),
     },
 ];
 
@@ -172,6 +189,7 @@ impl Settings {
         match self {
             Settings::Classifier(_) => Command::Train,
             Settings::Lm(_) => Command::TrainLm,
+            Settings::Moe(_) => Command::TrainMoe,
         }
     }
     /// The name of the preset these settings started from.
@@ -179,6 +197,7 @@ impl Settings {
         match self {
             Settings::Classifier(s) => &s.preset,
             Settings::Lm(s) => &s.preset,
+            Settings::Moe(s) => &s.preset,
         }
     }
     /// The documented keys, in the order `config show` prints them (`preset` comes first, apart).
@@ -186,6 +205,7 @@ impl Settings {
         match self {
             Settings::Classifier(_) => [train::FIELDS, train::TRAINING_FIELDS],
             Settings::Lm(_) => [lm::FIELDS, train::TRAINING_FIELDS],
+            Settings::Moe(_) => [moe::FIELDS, train::TRAINING_FIELDS],
         }
     }
     /// Every value against its allowed range (the same checks as for flags).
@@ -193,12 +213,14 @@ impl Settings {
         match self {
             Settings::Classifier(s) => s.validate(),
             Settings::Lm(s) => s.validate(),
+            Settings::Moe(s) => s.validate(),
         }
     }
     fn to_table(&self) -> Result<toml::Table, Error> {
         match self {
             Settings::Classifier(s) => to_table(s),
             Settings::Lm(s) => to_table(s),
+            Settings::Moe(s) => to_table(s),
         }
     }
     /// These settings with a file's keys on top, checked (steps 2 to 4 of the module doc).
@@ -207,6 +229,7 @@ impl Settings {
         let settings = match self {
             Settings::Classifier(s) => Settings::Classifier(file.apply(&s, &fields)?),
             Settings::Lm(s) => Settings::Lm(file.apply(&s, &fields)?),
+            Settings::Moe(s) => Settings::Moe(file.apply(&s, &fields)?),
         };
         settings.validate().map_err(|e| file.locate(e))?;
         Ok(settings)
@@ -551,8 +574,16 @@ fn guess_command(f: &File) -> Result<Command, Error> {
     if let Some(name) = f.preset()? {
         return preset(&name, None).map(|s| s.command()).map_err(|e| f.locate(e));
     }
-    let lm_only = |key: &str| lm::FIELDS.iter().any(|g| g.key == key) && !train::FIELDS.iter().any(|g| g.key == key);
-    Ok(if f.entries.iter().any(|(k, _)| lm_only(k)) { Command::TrainLm } else { Command::Train })
+    let has = |fields: &[Field], key: &str| fields.iter().any(|g| g.key == key);
+    let only = |own: &[Field], others: [&[Field]; 2], key: &str| has(own, key) && !others.iter().any(|o| has(o, key));
+    let keys = || f.entries.iter().map(|(k, _)| k.as_str());
+    Ok(if keys().any(|k| only(moe::FIELDS, [lm::FIELDS, train::FIELDS], k)) {
+        Command::TrainMoe
+    } else if keys().any(|k| only(lm::FIELDS, [moe::FIELDS, train::FIELDS], k)) {
+        Command::TrainLm
+    } else {
+        Command::Train
+    })
 }
 
 #[cfg(test)]

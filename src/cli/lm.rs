@@ -260,7 +260,7 @@ fn resolve(a: &LmArgs) -> anyhow::Result<LmSpec> {
     let flag_preset = if a.quick { Some("lm-quick") } else { a.preset.as_deref() };
     let spec = match config::start(file.as_ref(), flag_preset, config::Command::TrainLm)? {
         Settings::Lm(s) => s,
-        Settings::Classifier(_) => return Err(Error::bad_value("preset", "(classifier)", "is not an LM preset").into()),
+        _ => return Err(Error::bad_value("preset", "(classifier)", "is not an LM preset").into()),
     };
     let spec = apply_flags(spec, a);
     spec.validate()?;

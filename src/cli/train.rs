@@ -155,7 +155,7 @@ impl Spec {
 pub fn preset(name: &str) -> Result<Spec, Error> {
     match config::preset(name, Some(config::Command::Train))? {
         Settings::Classifier(s) => Ok(s),
-        Settings::Lm(_) => Err(Error::bad_value("preset", name, "is not a classifier preset")),
+        _ => Err(Error::bad_value("preset", name, "is not a classifier preset")),
     }
 }
 
@@ -258,6 +258,10 @@ pub enum What {
     /// validation loss and perplexity per epoch, loss curve, attention maps, a sample, and a
     /// checkpoint for `tinymoe generate`.
     Lm(crate::cli::lm::LmArgs),
+    /// A Mixture-of-Experts language model on labelled synthetic domains (bytes): token,
+    /// sequence or domain-classifier routing; validation loss per domain, domain × expert
+    /// routing tables and heatmaps, which expert took each byte, and a resumable checkpoint.
+    Moe(crate::cli::moe::MoeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -277,7 +281,7 @@ fn resolve(a: &TrainArgs) -> anyhow::Result<Spec> {
     let file = a.config.as_deref().map(config::File::read).transpose()?;
     let spec = match config::start(file.as_ref(), a.preset.as_deref(), config::Command::Train)? {
         Settings::Classifier(s) => s,
-        Settings::Lm(_) => return Err(Error::bad_value("preset", "(lm)", "is not a classifier preset").into()),
+        _ => return Err(Error::bad_value("preset", "(lm)", "is not a classifier preset").into()),
     };
     let spec = apply_overrides(spec, a);
     spec.validate()?;
@@ -498,8 +502,10 @@ pub(crate) fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
 }
 
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
-    if let Some(What::Lm(lm_args)) = a.what {
-        return crate::cli::lm::train_lm(lm_args);
+    match a.what {
+        Some(What::Lm(lm_args)) => return crate::cli::lm::train_lm(lm_args),
+        Some(What::Moe(moe_args)) => return crate::cli::moe::train_moe(moe_args),
+        None => {}
     }
     set_threads(a.threads)?;
     let spec = resolve(&a)?;
@@ -523,7 +529,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         print_summary(name, &spec, &outcome, &out);
     }
     println!("tinymoe demo: a token-routed MoE language model learns four synthetic domains byte by byte\n");
-    crate::cli::moe::run(&crate::cli::moe::demo_spec(a.seed, a.quick), &a.out.join("moe-lm"))?;
+    crate::cli::moe::run(&crate::cli::moe::demo_spec(a.seed, a.quick), &a.out.join("moe-lm"), None, None)?;
     println!("Open the PNGs above: regions.png shows what each model learned, routing.png how the gate split the plane among its experts,");
     println!("routing_top_expert.png which expert each domain's tokens went to.");
     Ok(())

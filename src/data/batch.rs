@@ -104,6 +104,10 @@ impl<'a> Batches<'a> {
         self.seqs.len()
     }
 
+    /// Sequences per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
     pub fn is_empty(&self) -> bool {
         self.seqs.is_empty()
     }

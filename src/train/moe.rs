@@ -1,9 +1,9 @@
 //! MoE language-model training on labelled sequences: sampling, teacher forcing, interventions,
 //! and evaluation per domain.
 
-use super::{finite, update, Config, Progress};
+use super::{check_resumes, finite, update, Checkpoint, Config, Progress, Standing};
 use crate::data::batch::{Batches, Sampling};
-use crate::engine::init::{self, streams};
+use crate::engine::init::{self, streams, RngState};
 use crate::engine::layers::Mode;
 use crate::engine::optim::Optimizer;
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ use crate::moe::layer::Route;
 use crate::moe::routing::Intervention;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How an MoE language model trains beyond [`Config`].
@@ -70,6 +71,9 @@ pub struct MoeEval {
 pub struct MoeHistory {
     pub step_losses: Vec<f64>,
     pub epochs: Vec<MoeEpoch>,
+    /// The run stopped early on request (Ctrl-C) after saving where it stood.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 fn check_vocab(model: &moe_lm::Params<f32>, data: &Batches, what: &str, n_domains: usize) -> Result<()> {
@@ -91,6 +95,50 @@ fn check_vocab(model: &moe_lm::Params<f32>, data: &Batches, what: &str, n_domain
     Ok(())
 }
 
+/// Where an MoE language-model run stands: everything needed to continue it with losses
+/// bit-identical to a run that was never stopped (as [`super::LmState`] for the plain LM, plus the
+/// teacher-forcing generator).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoeState {
+    /// The epoch in progress (1-based), and how many of its batches are done.
+    pub epoch: usize,
+    pub batches_done: usize,
+    /// Optimiser steps taken (the schedule's and the teacher-forcing schedule's position).
+    pub step: usize,
+    /// The shuffle generator as it was when `epoch` began (it draws the epoch's order).
+    pub epoch_rng: RngState,
+    pub dropout_rng: RngState,
+    /// Draws, per sequence, whether domain routing is teacher-forced.
+    pub teacher_rng: RngState,
+    pub optimizer: Optimizer<f32>,
+    /// This epoch's running sums so far: next-token loss × tokens, router loss, tokens, batches.
+    pub loss_sum: f64,
+    pub router_sum: f64,
+    pub tokens: usize,
+    pub batches: usize,
+    pub history: MoeHistory,
+}
+
+impl MoeState {
+    /// Where the run stands, for the checkpoint header.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            epoch: self.epoch,
+            batches_done: self.batches_done,
+            step: self.step,
+            epochs_finished: self.history.epochs.len(),
+            interrupted: self.history.interrupted,
+            last_epoch: self.history.epochs.last().map(|e| {
+                serde_json::json!({ "epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val.loss,
+                                    "router_loss": e.router_loss })
+            }),
+        }
+    }
+}
+
+/// What [`fit_moe_lm_resumable`] calls to save a checkpoint: why, the model, where the run stands.
+pub type MoeSaveFn<'a> = dyn FnMut(Checkpoint<MoeEpoch>, &moe_lm::Params<f32>, &MoeState) -> Result<()> + 'a;
+
 /// Trains an MoE language model in place on labelled sequences (`train`), evaluating on `val`
 /// after every epoch; `on_epoch` may stop the run with an error (e.g. a failed save).
 pub fn fit_moe_lm(
@@ -102,6 +150,29 @@ pub fn fit_moe_lm(
     on_step: &mut dyn FnMut(&Progress),
     on_epoch: &mut dyn FnMut(&MoeEpoch, &moe_lm::Params<f32>) -> Result<()>,
 ) -> Result<MoeHistory> {
+    fit_moe_lm_resumable(model, train, val, cfg, moe, None, None, on_step, &mut |event, m, _| match event {
+        Checkpoint::Epoch(e) => on_epoch(e, m),
+        Checkpoint::Interrupted => Ok(()),
+    })
+}
+
+/// [`fit_moe_lm`], started from a saved [`MoeState`] (or from scratch with None), and
+/// stoppable: when `stop` is raised (by a Ctrl-C handler) the run finishes its current step,
+/// hands its state to `save` and returns with `interrupted` set; `save` also gets the state
+/// after every epoch. Training N epochs, or stopping anywhere, saving, loading and resuming,
+/// gives the same losses bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_moe_lm_resumable(
+    model: &mut moe_lm::Params<f32>,
+    train: &Batches,
+    val: &Batches,
+    cfg: &Config,
+    moe: &MoeTraining,
+    resume: Option<MoeState>,
+    stop: Option<&AtomicBool>,
+    on_step: &mut dyn FnMut(&Progress),
+    save: &mut MoeSaveFn,
+) -> Result<MoeHistory> {
     cfg.validate()?;
     let n_domains = train.n_labels().max(val.n_labels());
     check_vocab(model, train, "training", n_domains)?;
@@ -109,20 +180,43 @@ pub fn fit_moe_lm(
     if train.is_empty() || val.is_empty() {
         return Err(Error::bad_value("sequences", 0, "need at least one training and one validation sequence"));
     }
-    let mut shuffle_rng = init::stream(cfg.seed, streams::SHUFFLE);
-    let mut dropout_rng = init::stream(cfg.seed, streams::DROPOUT);
-    let mut teacher_rng = init::stream(cfg.seed, streams::DATA);
-    let mut opt = Optimizer::new(cfg.optimizer, &cfg.rules, model);
+    let mut state = match resume {
+        Some(mut state) => {
+            state.history.interrupted = false;
+            check_resumes(&state.optimizer, model)?;
+            state
+        }
+        None => MoeState {
+            epoch: 1,
+            batches_done: 0,
+            step: 0,
+            epoch_rng: RngState::of(&init::stream(cfg.seed, streams::SHUFFLE)),
+            dropout_rng: RngState::of(&init::stream(cfg.seed, streams::DROPOUT)),
+            teacher_rng: RngState::of(&init::stream(cfg.seed, streams::DATA)),
+            optimizer: Optimizer::new(cfg.optimizer, &cfg.rules, model),
+            loss_sum: 0.0,
+            router_sum: 0.0,
+            tokens: 0,
+            batches: 0,
+            history: MoeHistory::default(),
+        },
+    };
+    let mut opt = state.optimizer.clone();
+    let mut dropout_rng = state.dropout_rng.restore();
+    let mut teacher_rng = state.teacher_rng.restore();
     let sampling = if moe.balanced { Sampling::Balanced } else { Sampling::Shuffled };
-    let steps_per_epoch = train.order(sampling, &mut init::rng(0)).len().div_ceil(cfg.batch_size);
+    let steps_per_epoch = train.order(sampling, &mut init::rng(0)).len().div_ceil(train.batch_size());
     let total_steps = steps_per_epoch * cfg.epochs;
-    let mut history = MoeHistory::default();
-    let mut step = 0;
-    for epoch in 1..=cfg.epochs {
+    let mut step = state.step;
+    while state.epoch <= cfg.epochs {
+        let epoch = state.epoch;
         let started = Instant::now();
+        let mut shuffle_rng = state.epoch_rng.restore();
         let order = train.order(sampling, &mut shuffle_rng);
-        let (mut loss_sum, mut router_sum, mut tokens, mut batches) = (0.0, 0.0, 0usize, 0usize);
-        for batch in train.iter(&order) {
+        let (mut loss_sum, mut router_sum, mut tokens, mut batches) =
+            (state.loss_sum, state.router_sum, state.tokens, state.batches);
+        let mut tokens_now = 0usize;
+        for (b, batch) in train.iter(&order).enumerate().skip(state.batches_done) {
             let assigned: Option<Vec<Option<usize>>> = model.config.domain_loss.map(|_| {
                 let t = if total_steps > 1 { step as f64 / (total_steps - 1) as f64 } else { 0.0 };
                 let p_teacher = moe.teacher_start + (moe.teacher_end - moe.teacher_start) * t;
@@ -145,17 +239,35 @@ pub fn fit_moe_lm(
             loss_sum += losses.lm * n as f64;
             router_sum += losses.router.total;
             tokens += n;
+            tokens_now += n;
             batches += 1;
-            history.step_losses.push(losses.lm);
+            state.history.step_losses.push(losses.lm);
             let seconds = started.elapsed().as_secs_f64().max(1e-9);
             on_step(&Progress {
                 step,
                 total_steps,
                 epoch,
                 loss: losses.lm,
-                samples_per_s: (batches * cfg.batch_size) as f64 / seconds,
-                tokens_per_s: Some(tokens as f64 / seconds),
+                samples_per_s: ((b + 1 - state.batches_done) * train.batch_size()) as f64 / seconds,
+                tokens_per_s: Some(tokens_now as f64 / seconds),
             });
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                state = MoeState {
+                    batches_done: b + 1,
+                    step,
+                    dropout_rng: RngState::of(&dropout_rng),
+                    teacher_rng: RngState::of(&teacher_rng),
+                    optimizer: opt.clone(),
+                    loss_sum,
+                    router_sum,
+                    tokens,
+                    batches,
+                    ..state
+                };
+                state.history.interrupted = true;
+                save(Checkpoint::Interrupted, model, &state)?;
+                return Ok(state.history);
+            }
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val_eval = evaluate_moe_lm(model, val, n_domains, cfg.batch_size, None);
@@ -164,13 +276,28 @@ pub fn fit_moe_lm(
             train_loss: loss_sum / tokens.max(1) as f64,
             router_loss: router_sum / batches.max(1) as f64,
             val: val_eval,
-            tokens_per_s: tokens as f64 / train_seconds.max(1e-9),
+            tokens_per_s: tokens_now as f64 / train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
         };
-        on_epoch(&stats, model)?;
-        history.epochs.push(stats);
+        state.history.epochs.push(stats.clone());
+        // The shuffle generator has drawn this epoch's order: that is where the next begins.
+        state = MoeState {
+            epoch: epoch + 1,
+            batches_done: 0,
+            step,
+            epoch_rng: RngState::of(&shuffle_rng),
+            dropout_rng: RngState::of(&dropout_rng),
+            teacher_rng: RngState::of(&teacher_rng),
+            optimizer: opt.clone(),
+            loss_sum: 0.0,
+            router_sum: 0.0,
+            tokens: 0,
+            batches: 0,
+            ..state
+        };
+        save(Checkpoint::Epoch(&stats), model, &state)?;
     }
-    Ok(history)
+    Ok(state.history)
 }
 
 /// Loss per domain and the domain × expert routing tables of `data`, in eval mode, under an

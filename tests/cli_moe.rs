@@ -1,0 +1,187 @@
+//! `tinymoe train moe` as a user meets it: a quick run writes its results and a checkpoint
+//! that `inspect` reads; Ctrl-C saves, `--resume` finishes, and the metrics equal those of a
+//! run that was never stopped; bad settings are one-line errors naming the key and range.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn tinymoe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn assert_clean_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinymoe-cli-moe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// metrics.csv without the speed column (timings differ between runs; losses must not).
+fn losses(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let speed = header.iter().position(|h| *h == "tokens_per_s").unwrap();
+    lines
+        .map(|l| l.split(',').enumerate().filter(|(i, _)| *i != speed).map(|(_, v)| v).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn quick_run_writes_results_and_a_checkpoint_inspect_reads() {
+    let dir = tmp_dir("quick");
+    let out = dir.to_str().unwrap();
+    let o = tinymoe(&["train", "moe", "--quick", "--threads", "1", "--out", out]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("validation loss") && text.contains("top-expert share"), "{text}");
+    for f in [
+        "config.toml",
+        "config.json",
+        "metrics.csv",
+        "loss_curve.png",
+        "routing_mean_gate.png",
+        "routing_top_expert.png",
+        "tokens.txt",
+        "model.ckpt",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    assert_eq!(losses(&dir).len(), 2, "two epochs");
+    let i = tinymoe(&["inspect", dir.join("model.ckpt").to_str().unwrap()]);
+    assert!(i.status.success(), "{}", stderr(&i));
+    let shown = stdout(&i);
+    assert!(shown.contains("kind            moe-lm"), "{shown}");
+    assert!(shown.contains("2 epoch(s) finished"), "{shown}");
+    assert!(shown.contains("moe.experts.3."), "{shown}");
+    // The saved config.toml runs the same settings again.
+    let again = dir.join("again");
+    let o = tinymoe(&[
+        "train",
+        "moe",
+        "--config",
+        dir.join("config.toml").to_str().unwrap(),
+        "--threads",
+        "1",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(losses(&again), losses(&dir), "config.toml reproduces the run");
+}
+
+#[test]
+fn ctrl_c_then_resume_equals_a_run_never_stopped() {
+    let dir = tmp_dir("sigint");
+    let stopped = dir.join("stopped");
+    let args = |out: &Path| -> Vec<String> {
+        ["train", "moe", "--quick", "--epochs", "40", "--threads", "1", "--out", out.to_str().unwrap()]
+            .map(String::from)
+            .to_vec()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_tinymoe"))
+        .args(args(&stopped))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ckpt = stopped.join("model.ckpt");
+    let started = std::time::Instant::now();
+    while !ckpt.exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ckpt.exists(), "the first epoch's checkpoint appears");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    assert!(stdout(&o).contains("interrupted: saved the run"), "{}", stdout(&o));
+    let shown = stdout(&tinymoe(&["inspect", ckpt.to_str().unwrap()]));
+    assert!(shown.contains(", interrupted"), "{shown}");
+
+    let r = tinymoe(&[
+        "train",
+        "moe",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--out",
+        stopped.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "stderr: {}", stderr(&r));
+    assert!(stdout(&r).contains("resuming at epoch"), "{}", stdout(&r));
+
+    let whole = dir.join("whole");
+    let w = tinymoe(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(w.status.success(), "{}", stderr(&w));
+    assert_eq!(losses(&stopped).len(), 40);
+    assert_eq!(losses(&stopped), losses(&whole), "interrupted + resumed = never stopped, every epoch's losses");
+}
+
+#[test]
+fn bad_settings_are_one_line_errors_naming_the_key() {
+    let dir = tmp_dir("bad");
+    let out = dir.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "moe", "--quick", "--out", out];
+        args.extend_from_slice(extra);
+        tinymoe(&args)
+    };
+    assert_clean_error(&run(&["--top-k", "5"]), "top_k = 5: must be in 1..=4");
+    assert_clean_error(&run(&["--top-k", "0"]), "top_k = 0");
+    assert_clean_error(&run(&["--routing", "random"]), "routing");
+    assert_clean_error(&run(&["--domains", "code,poetry"]), "poetry");
+    assert_clean_error(&run(&["--domains", "code,code"]), "listed twice");
+    assert_clean_error(&run(&["--routing", "domain", "--experts", "3"]), "one expert per domain");
+    assert_clean_error(&run(&["--lr", "-1"]), "lr = -1");
+    assert_clean_error(&run(&["--capacity-factor", "0"]), "capacity_factor");
+
+    // A config file: the error names the file, the line and the range.
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "preset = \"moe-lm-quick\"\nexperts = 2\ntop_k = 3\n").unwrap();
+    let o = tinymoe(&["train", "moe", "--config", file.to_str().unwrap(), "--out", out]);
+    assert_clean_error(&o, "bad.toml");
+    assert!(stderr(&o).contains("top_k = 3: must be in 1..=2"), "{}", stderr(&o));
+    let check = tinymoe(&["config", "check", file.to_str().unwrap()]);
+    assert_clean_error(&check, "top_k = 3");
+    std::fs::write(&file, "experts = 8\ntop_k = 3\nrouting = \"sequence\"\n").unwrap();
+    let check = tinymoe(&["config", "check", file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(stdout(&check).contains("`tinymoe train moe`"), "{}", stdout(&check));
+
+    // A resumed run keeps its settings: flags that would change them are refused.
+    let q = tinymoe(&["train", "moe", "--quick", "--threads", "1", "--out", out]);
+    assert!(q.status.success(), "{}", stderr(&q));
+    let ckpt = dir.join("model.ckpt");
+    assert_clean_error(
+        &tinymoe(&["train", "moe", "--resume", ckpt.to_str().unwrap(), "--top-k", "1", "--out", out]),
+        "--top-k",
+    );
+    let junk = dir.join("junk.ckpt");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    assert_clean_error(&tinymoe(&["train", "moe", "--resume", junk.to_str().unwrap(), "--out", out]), "junk.ckpt");
+    // A language model's checkpoint is not an MoE LM's.
+    let lm = dir.join("lm");
+    assert!(tinymoe(&["train", "lm", "--quick", "--out", lm.to_str().unwrap()]).status.success());
+    assert_clean_error(
+        &tinymoe(&["train", "moe", "--resume", lm.join("model.ckpt").to_str().unwrap(), "--out", out]),
+        "model.ckpt",
+    );
+}
