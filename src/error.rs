@@ -11,6 +11,10 @@ pub enum Error {
     /// message would print the OS error twice.)
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
+    /// Saving a file (atomically, see [`crate::io::write_atomic`]) failed: names the file the
+    /// caller asked for, not the temporary file, and whether an earlier version is still there.
+    #[error("could not save {path}: {err}; {}", save_outcome(*.previous))]
+    Save { path: PathBuf, err: std::io::Error, previous: bool },
     /// A data file has a bad line.
     #[error("{path}:{line}: {problem}")]
     Malformed { path: PathBuf, line: usize, problem: String },
@@ -39,6 +43,15 @@ pub enum Error {
     /// A real data set that is not on this machine, and the command that fetches it.
     #[error("{path}: {what} is not there; fetch it with `{fetch}`")]
     MissingData { path: PathBuf, what: String, fetch: String },
+}
+
+/// What a failed save left: the file as it was, or no file.
+fn save_outcome(previous: bool) -> &'static str {
+    if previous {
+        "the previous file is unchanged"
+    } else {
+        "nothing was written"
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -224,11 +224,16 @@ fn a_stale_temp_file_from_a_killed_save_does_not_break_the_next() {
     let path = dir.join("model.ckpt");
     let stale = dir.join(format!(".model.ckpt.{}.tmp", std::process::id()));
     std::fs::write(&stale, vec![0xAB; 1 << 20]).unwrap();
-    let other = dir.join(".model.ckpt.999999999.tmp");
-    std::fs::write(&other, b"half a checkpoint").unwrap();
+    // A live process's temp file (it may be saving right now) is left alone; a dead one's is
+    // swept (on Linux, where /proc tells which processes exist).
+    let live = dir.join(format!(".model.ckpt.{}.tmp", std::os::unix::process::parent_id()));
+    std::fs::write(&live, b"half a checkpoint").unwrap();
+    let dead = dir.join(".model.ckpt.4000000000.tmp");
+    std::fs::write(&dead, b"half a checkpoint").unwrap();
     let m = model();
     checkpoint::save(&path, "transformer_lm", &m.config, &m, serde_json::json!({})).unwrap();
     assert_eq!(load(&path).unwrap(), m);
     assert!(!stale.exists(), "the save renamed its temp file into place");
-    assert!(other.exists(), "another process's leftover is not ours to delete, and harmless");
+    assert!(live.exists(), "a live process's temp file is not ours to delete");
+    assert_eq!(dead.exists(), !cfg!(target_os = "linux"), "a dead process's leftover is swept on Linux");
 }

@@ -402,6 +402,10 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
         println!("resuming at epoch {}, batch {} (step {})\n", s.epoch, s.batches_done, s.step);
     }
     let started = Instant::now();
+    // The last checkpoint known whole on disk, and its finished epochs: the one being resumed,
+    // then each epoch's save that succeeded. Named in the error if training stops.
+    let mut last_good: Option<(PathBuf, usize)> =
+        a.resume.clone().zip(state.as_ref().map(|s| s.history.epochs.last().map_or(0, |e| e.epoch)));
     let history = train::fit_lm_resumable(
         &mut model,
         train_tokens,
@@ -415,10 +419,18 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
             if let train::Checkpoint::Epoch(e) = event {
                 bar.suspend(|| print_epoch(e));
             }
-            save(&ckpt, m, &spec, state)
+            save(&ckpt, m, &spec, state)?;
+            if let train::Checkpoint::Epoch(e) = event {
+                last_good = Some((ckpt.clone(), e.epoch));
+            }
+            Ok(())
         },
     )
-    .with_context(|| format!("training the language model on {source}"))?;
+    .with_context(|| format!("training the language model on {source}"));
+    let history = match history {
+        Ok(h) => h,
+        Err(e) => return Err(with_last_good(e, last_good, train_cfg.epochs, out)),
+    };
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if history.interrupted {
@@ -476,6 +488,22 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
         ckpt.display()
     );
     Ok(())
+}
+
+/// A training error, told where the last good checkpoint is (`last_good`: its path and finished
+/// epochs, if one with at least one epoch exists) and how to resume it.
+fn with_last_good(e: anyhow::Error, last_good: Option<(PathBuf, usize)>, epochs: usize, out: &Path) -> anyhow::Error {
+    let Some((path, done)) = last_good.filter(|&(_, done)| done > 0) else { return e };
+    let diverged =
+        e.chain().any(|c| matches!(c.downcast_ref(), Some(Error::NonFiniteLoss { .. } | Error::NonFiniteGrad { .. })));
+    anyhow::anyhow!(
+        "{e:#}; the last good checkpoint is {} (epoch {done} of {epochs}): resume with \
+         `tinymoe train lm --resume {} --out {}`{}",
+        path.display(),
+        path.display(),
+        out.display(),
+        if diverged { " (with the same settings it diverges again: a lower --lr needs a new run)" } else { "" }
+    )
 }
 
 /// The text to learn, and how to name it: a file, synthetic domains, or the built-in text.
