@@ -316,6 +316,11 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
     assert!(stdout(&r).contains("resuming at epoch"), "{}", stdout(&r));
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 1 + 12, "all 12 epochs are in the metrics: {metrics}");
+    // A resumed run keeps its saved settings: a flag that would change them is refused, named.
+    assert_clean_error(
+        &tinymoe(&["train", "lm", "--resume", ckpt.to_str().unwrap(), "--lr", "1", "--out", out]),
+        "drop --lr",
+    );
     // A weights-only or foreign file cannot be resumed.
     let junk = dir.join("junk.ckpt");
     std::fs::write(&junk, b"not a checkpoint").unwrap();

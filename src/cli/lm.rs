@@ -245,8 +245,9 @@ pub struct LmArgs {
     /// A tiny model for one epoch (seconds; used by the tests): the lm-quick preset.
     #[arg(long)]
     pub quick: bool,
-    /// Continue the run saved in this checkpoint (its own settings; only --out and --threads
-    /// apply): the losses continue exactly as if it had never stopped.
+    /// Continue the run saved in this checkpoint with its own settings (flags that would change
+    /// them are refused; only --out and --threads apply): the losses continue exactly as if it
+    /// had never stopped.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Results folder.
@@ -329,7 +330,35 @@ fn read_text(path: &Path) -> Result<String, Error> {
 pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let resumed = match &a.resume {
-        Some(path) => Some(load_for_resume(path)?),
+        Some(path) => {
+            config::resume_keeps_settings(
+                path,
+                &[
+                    ("--preset", a.preset.is_some()),
+                    ("--text", a.text.is_some()),
+                    ("--corpus", a.corpus.is_some()),
+                    ("--samples", a.samples.is_some()),
+                    ("--tokenizer", a.tokenizer.is_some()),
+                    ("--seq", a.seq.is_some()),
+                    ("--d-model", a.d_model.is_some()),
+                    ("--heads", a.heads.is_some()),
+                    ("--d-ff", a.d_ff.is_some()),
+                    ("--layers", a.layers.is_some()),
+                    ("--dropout", a.dropout.is_some()),
+                    ("--untied", a.untied),
+                    ("--epochs", a.epochs.is_some()),
+                    ("--batch-size", a.batch_size.is_some()),
+                    ("--lr", a.lr.is_some()),
+                    ("--optimizer", a.optimizer.is_some()),
+                    ("--weight-decay", a.weight_decay.is_some()),
+                    ("--clip", a.clip.is_some()),
+                    ("--val-fraction", a.val_fraction.is_some()),
+                    ("--seed", a.seed.is_some()),
+                    ("--quick", a.quick),
+                ],
+            )?;
+            Some(load_for_resume(path)?)
+        }
         None => None,
     };
     let spec = match &resumed {

@@ -405,8 +405,9 @@ pub struct MoeArgs {
     /// A few samples for two epochs (seconds; used by the tests): the moe-lm-quick preset.
     #[arg(long)]
     pub quick: bool,
-    /// Continue the run saved in this checkpoint (its own settings; only --out and --threads
-    /// apply): the losses continue exactly as if it had never stopped.
+    /// Continue the run saved in this checkpoint with its own settings (flags that would change
+    /// them are refused; only --out and --threads apply): the losses continue exactly as if it
+    /// had never stopped.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Results folder.
@@ -438,27 +439,6 @@ fn resolve(a: &MoeArgs) -> anyhow::Result<MoeLmSpec> {
     Ok(s)
 }
 
-/// The flags that change the run's settings: a resumed run keeps its own, so they conflict.
-fn setting_flags(a: &MoeArgs) -> Vec<&'static str> {
-    let set = [
-        ("--preset", a.preset.is_some()),
-        ("--domains", a.domains.is_some()),
-        ("--experts", a.experts.is_some()),
-        ("--expert", a.expert.is_some()),
-        ("--routing", a.routing.is_some()),
-        ("--gating", a.gating.is_some()),
-        ("--top-k", a.top_k.is_some()),
-        ("--capacity-factor", a.capacity_factor.is_some()),
-        ("--balance-loss", a.balance_loss.is_some()),
-        ("--epochs", a.epochs.is_some()),
-        ("--batch-size", a.batch_size.is_some()),
-        ("--lr", a.lr.is_some()),
-        ("--seed", a.seed.is_some()),
-        ("--quick", a.quick),
-    ];
-    set.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
-}
-
 /// A saved MoE LM run: the model and, for a run that can continue, where it stood.
 pub type Saved = checkpoint::Trained<moe_lm::Params<f32>, MoeState>;
 
@@ -485,18 +465,25 @@ pub fn train_moe(a: MoeArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let (spec, resumed) = match &a.resume {
         Some(path) => {
-            let flags = setting_flags(&a);
-            if !flags.is_empty() {
-                return Err(Error::bad_value(
-                    "--resume",
-                    path.display(),
-                    &format!(
-                        "a resumed run keeps its saved settings; drop {} (only --out and --threads apply)",
-                        flags.join(", ")
-                    ),
-                )
-                .into());
-            }
+            config::resume_keeps_settings(
+                path,
+                &[
+                    ("--preset", a.preset.is_some()),
+                    ("--domains", a.domains.is_some()),
+                    ("--experts", a.experts.is_some()),
+                    ("--expert", a.expert.is_some()),
+                    ("--routing", a.routing.is_some()),
+                    ("--gating", a.gating.is_some()),
+                    ("--top-k", a.top_k.is_some()),
+                    ("--capacity-factor", a.capacity_factor.is_some()),
+                    ("--balance-loss", a.balance_loss.is_some()),
+                    ("--epochs", a.epochs.is_some()),
+                    ("--batch-size", a.batch_size.is_some()),
+                    ("--lr", a.lr.is_some()),
+                    ("--seed", a.seed.is_some()),
+                    ("--quick", a.quick),
+                ],
+            )?;
             let (spec, model, state) = load_for_resume(path)?;
             (spec, Some((model, state)))
         }
