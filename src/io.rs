@@ -4,6 +4,18 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Creates a folder for results (and its parents). The error names the folder and, when a
+/// file stands where a folder should be (the usual mistake: `--out model.ckpt`), that file.
+pub fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| {
+        let problem = match path.ancestors().find(|a| a.is_file()) {
+            Some(file) => format!("cannot create this folder: {} is a file, not a folder", file.display()),
+            None => format!("cannot create this folder: {e}"),
+        };
+        Error::BadFile { path: path.to_path_buf(), problem }
+    })
+}
+
 /// Writes `bytes` to a temporary file `.NAME.<pid>.tmp` in the same folder, flushes it to
 /// disk, then renames it over `path`: a crash or a full disk mid-write leaves the old file,
 /// never half of the new one. (A rename within one folder is atomic on POSIX file systems.)

@@ -148,7 +148,7 @@ pub fn layer(a: LayerArgs) -> anyhow::Result<()> {
         ""
     };
     let outputs = layer_check::run(&a.name, req)?;
-    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    crate::io::create_dir(&out_dir)?;
     println!("{}: forward and backward in f64{dy_note}", a.name);
     let width = outputs.0.iter().map(|(n, _)| n.len()).max().unwrap_or(0) + 4;
     for (name, array) in &outputs.0 {

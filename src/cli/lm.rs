@@ -407,7 +407,7 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
 
     let out = &a.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::io::create_dir(out)?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&spec)?.as_bytes())?;
     let header = "The settings of this run (preset < config file < flags, resolved).\n\
                   Run it again with: tinymoe train lm --config config.toml";
@@ -775,7 +775,7 @@ pub fn attention(a: AttentionArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    crate::io::create_dir(&a.out)?;
     let files = draw_attention(&model, &ids, tok.as_ref(), &a.out)?;
     println!("wrote {}/{{{}}}", a.out.display(), files.join(", "));
     Ok(())

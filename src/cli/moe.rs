@@ -538,7 +538,7 @@ pub fn run(
         Some((model, state)) => (model, Some(state)),
         None => (moe_lm::init::<f32>(model_cfg, &mut init::stream(seed, streams::INIT)), None),
     };
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::io::create_dir(out)?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(spec)?.as_bytes())?;
     let header = "The settings of this run (preset < config file < flags, resolved).\n\
                   Run it again with: tinymoe train moe --config config.toml";

@@ -87,7 +87,7 @@ fn read_text(path: &Option<PathBuf>) -> anyhow::Result<(String, String)> {
 
 fn create_parent(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::io::create_dir(dir)?;
     }
     Ok(())
 }
