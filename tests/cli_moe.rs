@@ -166,14 +166,13 @@ fn bad_settings_are_one_line_errors_naming_the_key() {
     assert!(check.status.success(), "{}", stderr(&check));
     assert!(stdout(&check).contains("`tinymoe train moe`"), "{}", stdout(&check));
 
-    // A resumed run keeps its settings: flags that would change them are refused.
+    // A resumed run keeps its settings: flags that would change them are refused by the parser.
     let q = tinymoe(&["train", "moe", "--quick", "--threads", "1", "--out", out]);
     assert!(q.status.success(), "{}", stderr(&q));
     let ckpt = dir.join("model.ckpt");
-    assert_clean_error(
-        &tinymoe(&["train", "moe", "--resume", ckpt.to_str().unwrap(), "--top-k", "1", "--out", out]),
-        "--top-k",
-    );
+    let o = tinymoe(&["train", "moe", "--resume", ckpt.to_str().unwrap(), "--top-k", "1", "--out", out]);
+    assert_eq!(o.status.code(), Some(2), "a usage error: {}", stderr(&o));
+    assert!(stderr(&o).contains("'--resume <RESUME>' cannot be used with '--top-k <TOP_K>'"), "{}", stderr(&o));
     let junk = dir.join("junk.ckpt");
     std::fs::write(&junk, b"not a checkpoint").unwrap();
     assert_clean_error(&tinymoe(&["train", "moe", "--resume", junk.to_str().unwrap(), "--out", out]), "junk.ckpt");

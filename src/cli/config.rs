@@ -508,21 +508,6 @@ pub fn top_k(key: &str, k: usize, n_experts: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// A resumed run keeps the settings saved in its checkpoint (that is what makes it exact), so
-/// flags that would change them are refused, each named: `given` pairs every such flag with
-/// whether it was passed.
-pub fn resume_keeps_settings(checkpoint: &Path, given: &[(&str, bool)]) -> Result<(), Error> {
-    let passed: Vec<&str> = given.iter().filter(|(_, on)| *on).map(|(flag, _)| *flag).collect();
-    if passed.is_empty() {
-        return Ok(());
-    }
-    Err(Error::bad_value(
-        "--resume",
-        checkpoint.display(),
-        &format!("a resumed run keeps its saved settings; drop {} (only --out and --threads apply)", passed.join(", ")),
-    ))
-}
-
 // ---------------------------------------------------------------------------------------
 // `tinymoe config …`
 

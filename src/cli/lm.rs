@@ -11,6 +11,7 @@
 
 use crate::checkpoint;
 use crate::cli::config::{self, Field, Settings};
+use crate::cli::interrupt;
 use crate::cli::progress;
 use crate::cli::train::{moving_average, set_threads, to_config, TrainingSpec};
 use crate::data::corpora::{self, Domain};
@@ -29,7 +30,6 @@ use clap::Args;
 use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The checkpoint kind of a language model.
@@ -179,7 +179,7 @@ pub fn preset_lm_quick() -> LmSpec {
 pub struct LmArgs {
     /// Starting point for every setting (lm, lm-quick; default: the config file's `preset`,
     /// else lm). The config file and flags override it.
-    #[arg(long, conflicts_with = "quick")]
+    #[arg(long, conflicts_with = "quick", conflicts_with = "resume")]
     pub preset: Option<String>,
     /// A TOML file of settings (`tinymoe config show lm > my.toml` writes one); it overrides
     /// the preset and flags override it.
@@ -187,63 +187,63 @@ pub struct LmArgs {
     pub config: Option<PathBuf>,
     /// A UTF-8 text file to learn (default: the built-in text, the first chapters of the
     /// tinymoe book, about 75 KB).
-    #[arg(long, conflicts_with = "corpus")]
+    #[arg(long, conflicts_with = "corpus", conflicts_with = "resume")]
     pub text: Option<PathBuf>,
     /// Learn synthetic domain text instead, e.g. `code,math,story,science` (see `tinymoe data
     /// stats` for the domains).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     pub corpus: Option<Vec<String>>,
     /// Samples per domain with --corpus.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub samples: Option<usize>,
     /// Tokeniser: bytes (default), gpt2, bpe:FILE (from `tinymoe tokenizer train`), compact:FILE.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub tokenizer: Option<String>,
     /// Context length in tokens.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub seq: Option<usize>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub d_model: Option<usize>,
     /// Attention heads (must divide d_model).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub heads: Option<usize>,
     /// Feed-forward width.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub d_ff: Option<usize>,
     /// Transformer blocks.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub layers: Option<usize>,
     /// Dropout in the blocks' MLPs, in [0, 1).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub dropout: Option<f64>,
     /// A separate output head instead of the token table (tied by default).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub untied: bool,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub epochs: Option<usize>,
     /// Windows per batch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub lr: Option<f64>,
     /// sgd, adam or adamw.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub optimizer: Option<String>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this (> 0).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub clip: Option<f64>,
     /// Share of the text held out for validation (its end), in (0, 1).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub val_fraction: Option<f64>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub seed: Option<u64>,
     /// Rayon threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
     /// A tiny model for one epoch (seconds; used by the tests): the lm-quick preset.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub quick: bool,
     /// Continue the run saved in this checkpoint with its own settings (flags that would change
     /// them are refused; only --out and --threads apply): the losses continue exactly as if it
@@ -330,35 +330,7 @@ fn read_text(path: &Path) -> Result<String, Error> {
 pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let resumed = match &a.resume {
-        Some(path) => {
-            config::resume_keeps_settings(
-                path,
-                &[
-                    ("--preset", a.preset.is_some()),
-                    ("--text", a.text.is_some()),
-                    ("--corpus", a.corpus.is_some()),
-                    ("--samples", a.samples.is_some()),
-                    ("--tokenizer", a.tokenizer.is_some()),
-                    ("--seq", a.seq.is_some()),
-                    ("--d-model", a.d_model.is_some()),
-                    ("--heads", a.heads.is_some()),
-                    ("--d-ff", a.d_ff.is_some()),
-                    ("--layers", a.layers.is_some()),
-                    ("--dropout", a.dropout.is_some()),
-                    ("--untied", a.untied),
-                    ("--epochs", a.epochs.is_some()),
-                    ("--batch-size", a.batch_size.is_some()),
-                    ("--lr", a.lr.is_some()),
-                    ("--optimizer", a.optimizer.is_some()),
-                    ("--weight-decay", a.weight_decay.is_some()),
-                    ("--clip", a.clip.is_some()),
-                    ("--val-fraction", a.val_fraction.is_some()),
-                    ("--seed", a.seed.is_some()),
-                    ("--quick", a.quick),
-                ],
-            )?;
-            Some(load_for_resume(path)?)
-        }
+        Some(path) => Some(load_for_resume(path)?),
         None => None,
     };
     let spec = match &resumed {
@@ -402,9 +374,6 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
         }
         None => (lm::init::<f32>(cfg, &mut init::stream(spec.training.seed, streams::INIT)), None),
     };
-    // Ctrl-C: finish the current step, save where the run stands, and stop cleanly.
-    static STOP: AtomicBool = AtomicBool::new(false);
-    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
 
     let out = &a.out;
     crate::io::create_dir(out)?;
@@ -435,6 +404,7 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
     // then each epoch's save that succeeded. Named in the error if training stops.
     let mut last_good: Option<(PathBuf, usize)> =
         a.resume.clone().zip(state.as_ref().map(|s| s.history.epochs.last().map_or(0, |e| e.epoch)));
+    let training = interrupt::Training::start();
     let history = train::fit_lm_resumable(
         &mut model,
         train_tokens,
@@ -442,7 +412,7 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
         &val,
         &train_cfg,
         state,
-        Some(&STOP),
+        Some(training.stop()),
         &mut |p| progress::update(&bar, p),
         &mut |event, m, state| {
             if let train::Checkpoint::Epoch(e) = event {
@@ -456,6 +426,7 @@ pub fn train_lm(a: LmArgs) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("training the language model on {source}"));
+    drop(training);
     let history = match history {
         Ok(h) => h,
         Err(e) => return Err(with_last_good(e, last_good, train_cfg.epochs, out)),

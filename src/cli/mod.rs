@@ -6,6 +6,7 @@ pub mod config;
 mod data;
 mod export;
 mod inspect;
+mod interrupt;
 mod layer;
 mod lm;
 mod moe;

@@ -10,6 +10,7 @@
 
 use crate::checkpoint;
 use crate::cli::config::{self, Field, Settings};
+use crate::cli::interrupt;
 use crate::cli::progress;
 use crate::cli::train::{set_threads, to_config, TrainingSpec};
 use crate::data::batch::Batches;
@@ -32,7 +33,6 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The checkpoint kind of an MoE language model.
@@ -360,50 +360,50 @@ pub fn demo_spec(seed: u64, quick: bool) -> MoeLmSpec {
 pub struct MoeArgs {
     /// Starting point for every setting (moe-lm, moe-lm-quick; default: the config file's
     /// `preset`, else moe-lm). The config file and flags override it.
-    #[arg(long, conflicts_with = "quick")]
+    #[arg(long, conflicts_with = "quick", conflicts_with = "resume")]
     pub preset: Option<String>,
     /// A TOML file of settings (`tinymoe config show moe-lm > my.toml` writes one); it
     /// overrides the preset and flags override it.
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub config: Option<PathBuf>,
     /// Domains to learn, e.g. `code,math,story,science` (see `tinymoe data stats`).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     pub domains: Option<Vec<String>>,
     /// Number of experts.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub experts: Option<usize>,
     /// mlp (Switch-style, inside a residual) or stack (transformer blocks).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub expert: Option<String>,
     /// token, sequence or domain (a domain classifier routes each sequence).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub routing: Option<String>,
     /// top-k, switch or dense.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub gating: Option<String>,
     /// Experts per token (1..=experts).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub top_k: Option<usize>,
     /// Cap each expert's load (assignments over it are dropped), > 0.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub capacity_factor: Option<f64>,
     /// Weight of the Switch load-balancing loss, ≥ 0.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub balance_loss: Option<f64>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub epochs: Option<usize>,
     /// Sequences per batch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub lr: Option<f64>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub seed: Option<u64>,
     /// Rayon threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
     /// A few samples for two epochs (seconds; used by the tests): the moe-lm-quick preset.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub quick: bool,
     /// Continue the run saved in this checkpoint with its own settings (flags that would change
     /// them are refused; only --out and --threads apply): the losses continue exactly as if it
@@ -465,39 +465,17 @@ pub fn train_moe(a: MoeArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let (spec, resumed) = match &a.resume {
         Some(path) => {
-            config::resume_keeps_settings(
-                path,
-                &[
-                    ("--preset", a.preset.is_some()),
-                    ("--domains", a.domains.is_some()),
-                    ("--experts", a.experts.is_some()),
-                    ("--expert", a.expert.is_some()),
-                    ("--routing", a.routing.is_some()),
-                    ("--gating", a.gating.is_some()),
-                    ("--top-k", a.top_k.is_some()),
-                    ("--capacity-factor", a.capacity_factor.is_some()),
-                    ("--balance-loss", a.balance_loss.is_some()),
-                    ("--epochs", a.epochs.is_some()),
-                    ("--batch-size", a.batch_size.is_some()),
-                    ("--lr", a.lr.is_some()),
-                    ("--seed", a.seed.is_some()),
-                    ("--quick", a.quick),
-                ],
-            )?;
             let (spec, model, state) = load_for_resume(path)?;
             (spec, Some((model, state)))
         }
         None => (resolve(&a)?, None),
     };
-    // Ctrl-C: finish the current step, save where the run stands, and stop cleanly.
-    static STOP: AtomicBool = AtomicBool::new(false);
-    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
     println!(
         "tinymoe train moe: an MoE language model ({}) learns {} byte by byte, every gradient by hand\n",
         spec.describe(),
         spec.domains.join(", ")
     );
-    run(&spec, &a.out, resumed, Some(&STOP))
+    run(&spec, &a.out, resumed, true)
 }
 
 /// The labelled byte sequences of the spec's domains: `per` samples each, from `seed`.
@@ -514,12 +492,13 @@ fn encode(domains: &[Domain], per: usize, seed: u64) -> (Vec<Vec<usize>>, Vec<us
 }
 
 /// Trains the spec's model (from scratch, or from a saved model and state) and writes its
-/// results into `out`; with `stop` raised it saves where it stands and returns.
+/// results into `out`. A `stoppable` run saves where it stands at the first Ctrl-C and returns
+/// (see [`interrupt`]); otherwise Ctrl-C quits at once.
 pub fn run(
     spec: &MoeLmSpec,
     out: &Path,
     resumed: Option<(moe_lm::Params<f32>, MoeState)>,
-    stop: Option<&AtomicBool>,
+    stoppable: bool,
 ) -> anyhow::Result<()> {
     let model_cfg = spec.model_config()?;
     let domains = spec.domain_list()?;
@@ -553,6 +532,7 @@ pub fn run(
     }
     let mut last_saved: Option<usize> = state.as_ref().map(|s| s.history.epochs.len());
     let started = Instant::now();
+    let training = stoppable.then(interrupt::Training::start);
     let fitted = train::fit_moe_lm_resumable(
         &mut model,
         &train_data,
@@ -560,7 +540,7 @@ pub fn run(
         &cfg,
         &spec.moe_training(),
         state,
-        stop,
+        training.as_ref().map(interrupt::Training::stop),
         &mut |p| progress::update(&bar, p),
         &mut |event, m, state| {
             if let train::Checkpoint::Epoch(e) = event {
@@ -575,6 +555,7 @@ pub fn run(
             Ok(())
         },
     );
+    drop(training);
     bar.finish_and_clear();
     let history = match (fitted, last_saved) {
         (Ok(h), _) => h,

@@ -1,8 +1,15 @@
 //! `tinymoe train` and `tinymoe demo`: the classifier's settings (preset < `--config` file <
 //! flags, see `cli::config`), the run, and its results folder (config.toml, config.json,
-//! metrics.csv, loss_curve.png, regions.png, routing.png for an MoE).
+//! metrics.csv, loss_curve.png, regions.png, routing.png for an MoE, and model.ckpt).
+//!
+//! model.ckpt (kind "classifier") is saved after every epoch, atomically: the weights, the
+//! training state that continues the run bit for bit ([`train::FitState`]), and in its header
+//! the model's shape ([`ModelConfig`]) and the run's settings (meta.spec). `--resume` continues
+//! it with those settings; Ctrl-C finishes the current step, saves, and says how to go on.
 
+use crate::checkpoint;
 use crate::cli::config::{self, Field, Settings};
+use crate::cli::interrupt;
 use crate::cli::progress;
 use crate::data::{self, Dataset};
 use crate::engine::init::{self, streams};
@@ -12,13 +19,16 @@ use crate::io::write_atomic;
 use crate::models::classifier::{self, Classifier};
 use crate::plot::line::{line_chart, Series};
 use crate::plot::regions::{region_map, RegionMap};
-use crate::train::{self, Config, History};
+use crate::train::{self, Config, FitState, History};
 use anyhow::Context;
 use clap::Args;
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The checkpoint kind of a classifier (an MLP or a dense MoE of MLPs).
+pub const KIND: &str = "classifier";
 
 /// Everything that defines a training run; saved as config.toml (and config.json) beside its
 /// results. Each field's meaning and range: [`FIELDS`].
@@ -202,51 +212,58 @@ pub struct TrainArgs {
     pub what: Option<What>,
     /// Starting point for every setting (spirals-mlp, spirals-moe; default: the config file's
     /// `preset`, else spirals-mlp). The config file and flags override it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub preset: Option<String>,
     /// A TOML file of settings (`tinymoe config show spirals-moe > my.toml` writes one);
     /// it overrides the preset and flags override it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub config: Option<PathBuf>,
     /// Train on a CSV file instead: numeric feature columns, integer class label last.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub data: Option<PathBuf>,
     /// mlp or moe (a dense soft mixture of MLP experts).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub model: Option<String>,
     /// Hidden layer widths, e.g. 64,64 (of the MLP, or of each expert).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     pub hidden: Option<Vec<usize>>,
     /// Number of experts (moe).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub experts: Option<usize>,
     /// Dropout probability after each hidden layer, in [0, 1).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub dropout: Option<f64>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub batch_size: Option<usize>,
     /// Base learning rate (> 0).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub lr: Option<f64>,
     /// sgd, adam or adamw.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub optimizer: Option<String>,
     /// Decoupled (adamw) or L2 (adam) weight decay, ≥ 0.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub weight_decay: Option<f64>,
     /// constant, or cosine (linear warm-up then cosine decay).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub schedule: Option<String>,
     /// Clip the global gradient norm to this (> 0).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub clip: Option<f64>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub seed: Option<u64>,
     /// Rayon threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Continue the run saved in this checkpoint (the model.ckpt of `tinymoe train` or `tinymoe
+    /// demo`, saved after every epoch and on Ctrl-C) with its own settings: the losses and weights
+    /// go on exactly as if it had never stopped. Only --out and --threads go with it; every flag
+    /// that would change the model, the data or the training (--preset, --config, --data,
+    /// --model, --epochs, --lr, …) is refused. A CSV data file is read again from its saved path.
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
     /// Results folder.
     #[arg(long, default_value = "results/train")]
     pub out: PathBuf,
@@ -378,20 +395,131 @@ fn load_data(s: &Spec) -> anyhow::Result<(Dataset, Dataset)> {
     Ok((all.select(&order[n_val..]), all.select(&order[..n_val])))
 }
 
+/// A classifier's shape, read off its weights: the header config of its checkpoint, and what
+/// a resumed model must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// "mlp" or "moe".
+    pub model: String,
+    pub d_in: usize,
+    /// Hidden widths of the MLP, or of each expert.
+    pub hidden: Vec<usize>,
+    pub classes: usize,
+    /// The MoE's expert count and gate hidden widths (None for an MLP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_hidden: Option<Vec<usize>>,
+    pub dropout: f64,
+}
+
+impl ModelConfig {
+    pub fn of(model: &Classifier<f32>) -> ModelConfig {
+        let hidden = |layers: &[crate::engine::layers::linear::Params<f32>]| -> Vec<usize> {
+            layers[..layers.len().saturating_sub(1)].iter().map(|l| l.w.ncols()).collect()
+        };
+        let (d_in, classes) = model.dims();
+        match model {
+            Classifier::Mlp(p) => ModelConfig {
+                model: "mlp".into(),
+                d_in,
+                hidden: hidden(&p.layers),
+                classes,
+                experts: None,
+                gate_hidden: None,
+                dropout: p.dropout,
+            },
+            Classifier::Moe(p) => ModelConfig {
+                model: "moe".into(),
+                d_in,
+                hidden: hidden(&p.experts[0].layers),
+                classes,
+                experts: Some(p.experts.len()),
+                gate_hidden: Some(hidden(&p.gate.layers)),
+                dropout: p.experts[0].dropout,
+            },
+        }
+    }
+}
+
+/// A run to continue: the checkpoint it was read from, its model and its training state.
+pub struct Resume {
+    pub path: PathBuf,
+    pub model: Classifier<f32>,
+    pub state: FitState,
+}
+
+/// What `tinymoe train` saves: the model, and the state that resumes its training.
+type Saved = checkpoint::Trained<Classifier<f32>, FitState>;
+
+/// The settings, model and training state of a checkpoint to resume.
+fn load_for_resume(path: &Path) -> anyhow::Result<(Spec, Resume)> {
+    let (header, saved): (_, Saved) = checkpoint::load(path, KIND)?;
+    let bad = |problem: String| Error::Checkpoint { path: path.to_path_buf(), problem };
+    let spec: Spec = header
+        .meta
+        .get("spec")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .ok_or_else(|| bad("it does not record the run's settings, so it cannot be resumed".into()))?;
+    spec.validate().map_err(|e| bad(format!("its saved settings are not valid: {e}")))?;
+    let state = saved.state.ok_or_else(|| bad("it holds weights only, no training state to resume".into()))?;
+    Ok((spec, Resume { path: path.to_path_buf(), model: saved.model, state }))
+}
+
+/// A checkpoint of the model and where its training stands (atomically replacing the last).
+fn save(path: &Path, model: &Classifier<f32>, spec: &Spec, state: &FitState) -> crate::Result<()> {
+    let last = state.history.epochs.last();
+    let meta = serde_json::json!({
+        "epochs_done": last.map_or(0, |e| e.epoch),
+        "step": state.step,
+        "val_loss": last.map(|e| e.val_loss),
+        "val_acc": last.map(|e| e.val_acc),
+        "interrupted": state.history.interrupted,
+        "spec": spec,
+        "training": state.standing(),
+    });
+    let saved = checkpoint::Trained { model: model.clone(), state: Some(state.clone()) };
+    checkpoint::save(path, KIND, &ModelConfig::of(model), &saved, meta)
+}
+
 /// What one run produced, for the summary line.
 pub struct Outcome {
     pub history: History,
     pub model: Classifier<f32>,
     pub val: Dataset,
     pub seconds: f64,
+    /// The checkpoint this run saved (after every epoch, and when interrupted).
+    pub checkpoint: PathBuf,
 }
 
-/// Trains one spec and writes its results folder.
-pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
+/// Trains one spec (from scratch, or continuing a saved run) and writes its results folder.
+/// When Ctrl-C stops it, the outcome's history says `interrupted` and only the checkpoint (and
+/// the settings) are written.
+pub fn run_spec(s: &Spec, out: &Path, label: &str, resume: Option<Resume>) -> anyhow::Result<Outcome> {
     s.validate()?;
     let (train_set, val) = load_data(s)?;
     let model_classes = train_set.classes.max(val.classes);
-    let mut model = build_model(s, train_set.x.ncols(), model_classes)?;
+    let fresh = build_model(s, train_set.x.ncols(), model_classes)?;
+    let (mut model, state, resumed_from) = match resume {
+        Some(r) => {
+            let (saved, expected) = (ModelConfig::of(&r.model), ModelConfig::of(&fresh));
+            if saved != expected {
+                return Err(Error::Checkpoint {
+                    path: r.path.clone(),
+                    problem: format!(
+                        "its model {} does not match its own saved settings on the data as it is now, {} \
+                         (did the data change since it was saved?)",
+                        serde_json::to_string(&saved)?,
+                        serde_json::to_string(&expected)?
+                    ),
+                }
+                .into());
+            }
+            (r.model, Some(r.state), Some(r.path))
+        }
+        None => (fresh, None, None),
+    };
     let cfg = to_config(&s.training, train_set.len().div_ceil(s.training.batch_size.max(1)))?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(s)?.as_bytes())?;
@@ -399,12 +527,66 @@ pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
                   Run it again with: tinymoe train --config config.toml";
     write_atomic(&out.join("config.toml"), config::render(&Settings::Classifier(s.clone()), header)?.as_bytes())?;
 
+    let ckpt = out.join("model.ckpt");
     let bar = progress::bar(cfg.epochs * train_set.len().div_ceil(cfg.batch_size), label);
+    // The last checkpoint a failed run can go on from: where it started, then each epoch's.
+    let mut last_good = resumed_from.zip(state.as_ref().map(|st| (st.step, st.history.epochs.len())));
+    // A finished run resumed: nothing is left to train, so no epoch will save; it is saved below.
+    let finished = state.clone().filter(|st| st.epoch > cfg.epochs);
+    if let Some(st) = &state {
+        bar.set_position(st.step as u64);
+        let what = match &finished {
+            Some(_) => format!("the run had finished all {} epochs; writing its results", cfg.epochs),
+            None => format!("resuming at epoch {}, batch {} (step {})", st.epoch, st.batches_done, st.step),
+        };
+        bar.suspend(|| println!("{label}: {what}\n"));
+    }
     let started = std::time::Instant::now();
-    let history = train::fit(&mut model, &train_set, &val, &cfg, &mut |p| progress::update(&bar, p))
-        .with_context(|| format!("training {label}"))?;
+    let training = interrupt::Training::start();
+    let result = train::fit_resumable(
+        &mut model,
+        &train_set,
+        &val,
+        &cfg,
+        state,
+        Some(training.stop()),
+        &mut |p| progress::update(&bar, p),
+        &mut |event, m, st| {
+            save(&ckpt, m, s, st)?;
+            if let train::Checkpoint::Epoch(e) = event {
+                last_good = Some((ckpt.clone(), (st.step, e.epoch)));
+            }
+            Ok(())
+        },
+    );
+    drop(training);
     bar.finish_and_clear();
+    let history = match result {
+        Ok(h) => h,
+        Err(e) => {
+            // A setting or a resume refused before any step: no checkpoint to point at.
+            let refused = matches!(e, Error::BadValue { .. });
+            let e = anyhow::Error::from(e).context(format!("training {label}"));
+            return Err(match last_good.filter(|_| !refused) {
+                Some((path, (step, epochs))) => anyhow::anyhow!(
+                    "{e:#}; the last good checkpoint is {} (step {step}, {epochs} epoch(s) finished): \
+                     inspect it with: tinymoe inspect {}, continue from it with: tinymoe train --resume {} --out {}",
+                    path.display(),
+                    path.display(),
+                    path.display(),
+                    out.display()
+                ),
+                None => e,
+            });
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(st) = &finished {
+        save(&ckpt, &model, s, st)?;
+    }
+    if history.interrupted {
+        return Ok(Outcome { history, model, val, seconds, checkpoint: ckpt });
+    }
 
     write_metrics(&out.join("metrics.csv"), &history)?;
     let steps: Vec<(f64, f64)> = history.step_losses.iter().enumerate().map(|(i, &l)| (i as f64 + 1.0, l)).collect();
@@ -425,7 +607,7 @@ pub fn run_spec(s: &Spec, out: &Path, label: &str) -> anyhow::Result<Outcome> {
     if train_set.x.ncols() == 2 {
         draw_maps(&model, &val, out, label)?;
     }
-    Ok(Outcome { history, model, val, seconds })
+    Ok(Outcome { history, model, val, seconds, checkpoint: ckpt })
 }
 
 fn write_metrics(path: &Path, h: &History) -> Result<(), Error> {
@@ -508,9 +690,19 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         None => {}
     }
     set_threads(a.threads)?;
-    let spec = resolve(&a)?;
+    let (spec, resume) = match &a.resume {
+        Some(path) => {
+            let (spec, resume) = load_for_resume(path)?;
+            (spec, Some(resume))
+        }
+        None => (resolve(&a)?, None),
+    };
     let label = spec.data.as_ref().map_or(spec.preset.clone(), |p| p.display().to_string());
-    let outcome = run_spec(&spec, &a.out, &label)?;
+    let outcome = run_spec(&spec, &a.out, &label, resume)?;
+    if outcome.history.interrupted {
+        print_interrupted(&outcome, &a.out);
+        return Ok(());
+    }
     print_summary(&label, &spec, &outcome, &a.out);
     Ok(())
 }
@@ -525,14 +717,28 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
             spec.spiral_points_per_class = 100;
         }
         let out = a.out.join(name);
-        let outcome = run_spec(&spec, &out, name)?;
+        let outcome = run_spec(&spec, &out, name, None)?;
+        if outcome.history.interrupted {
+            print_interrupted(&outcome, &out);
+            return Ok(());
+        }
         print_summary(name, &spec, &outcome, &out);
     }
     println!("tinymoe demo: a token-routed MoE language model learns four synthetic domains byte by byte\n");
-    crate::cli::moe::run(&crate::cli::moe::demo_spec(a.seed, a.quick), &a.out.join("moe-lm"), None, None)?;
+    crate::cli::moe::run(&crate::cli::moe::demo_spec(a.seed, a.quick), &a.out.join("moe-lm"), None, false)?;
     println!("Open the PNGs above: regions.png shows what each model learned, routing.png how the gate split the plane among its experts,");
     println!("routing_top_expert.png which expert each domain's tokens went to.");
     Ok(())
+}
+
+/// Where an interrupted run was saved, and the command that continues it.
+fn print_interrupted(o: &Outcome, out: &Path) {
+    let ckpt = o.checkpoint.display();
+    println!(
+        "\ninterrupted: saved the run at step {} in {ckpt}\ncontinue it with: tinymoe train --resume {ckpt} --out {}",
+        o.history.step_losses.len(),
+        out.display()
+    );
 }
 
 fn print_summary(label: &str, s: &Spec, o: &Outcome, out: &Path) {
@@ -554,7 +760,7 @@ fn print_summary(label: &str, s: &Spec, o: &Outcome, out: &Path) {
             .collect();
         println!("   top-expert share     {} (experts 0..{})", shares.join(" / "), gates.ncols() - 1);
     }
-    let mut files = vec!["config.toml", "config.json", "metrics.csv", "loss_curve.png"];
+    let mut files = vec!["config.toml", "config.json", "metrics.csv", "loss_curve.png", "model.ckpt"];
     if o.val.x.ncols() == 2 {
         files.push("regions.png");
         if s.model == "moe" {
