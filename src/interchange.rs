@@ -2,6 +2,13 @@
 //! out like a PyTorch `state_dict`, so a model trained here can be loaded and continued in
 //! PyTorch (and a PyTorch model's weights studied here).
 //!
+//! On the command line: `tinymoe export --model CKPT --out F.safetensors` writes any
+//! checkpoint's weights (language model, MoE language model, classifier) with the checkpoint's
+//! kind, config and metadata in `__metadata__`; `tinymoe import --weights F.safetensors --into
+//! CKPT --out NEW.ckpt` takes weights changed elsewhere (fine-tuned in PyTorch, say) back into a
+//! checkpoint of the same kind. `scripts/check_safetensors.py` checks an exported file with
+//! Python's `safetensors`, NumPy and PyTorch.
+//!
 //! A safetensors file is an 8-byte header length, a JSON header (every tensor's name, dtype,
 //! shape and byte range, plus a `__metadata__` map of strings), then the raw little-endian
 //! bytes. We write f32 only.
@@ -22,13 +29,35 @@
 //! | `….pos` `[max_seq, d_model]`             | `….pos.weight` `[max_seq, d_model]`              | `nn.Embedding` |
 //! | anything else                            | unchanged, same shape                            | (none)         |
 //!
-//! For the language model (`transformer_lm`) that gives, per block `i` and MLP layer `j`:
-//! `embed.tok.weight`, `embed.pos.weight`, `blocks.i.ln1.weight`, `blocks.i.ln1.bias`,
-//! `blocks.i.attn.{q,k,v,o}.weight` [d_model, d_model], `blocks.i.attn.{q,k,v,o}.bias`,
-//! `blocks.i.ln2.{weight,bias}`, `blocks.i.mlp.layers.0.weight` [d_ff, d_model],
-//! `blocks.i.mlp.layers.1.weight` [d_model, d_ff], `blocks.i.mlp.layers.j.bias`,
+//! Every kind of checkpoint goes through the same rule; `tinymoe export` writes any of them and
+//! `tinymoe import` reads a file back into a checkpoint of the same kind. Per kind (block `i`,
+//! MLP layer `j`, expert `e`; shapes as the file holds them):
+//!
+//! **Language model** (`transformer_lm`, `tinymoe train lm`): `embed.tok.weight`
+//! [vocab, d_model], `embed.pos.weight` [max_seq, d_model], `blocks.i.ln1.weight`,
+//! `blocks.i.ln1.bias`, `blocks.i.attn.{q,k,v,o}.weight` [d_model, d_model],
+//! `blocks.i.attn.{q,k,v,o}.bias`, `blocks.i.ln2.{weight,bias}`, `blocks.i.mlp.layers.0.weight`
+//! [d_ff, d_model], `blocks.i.mlp.layers.1.weight` [d_model, d_ff], `blocks.i.mlp.layers.j.bias`,
 //! `ln_f.{weight,bias}`, and `head.weight` [vocab, d_model] + `head.bias` when the head is not
 //! tied (a tied head is `embed.tok.weight` itself, as in nanoGPT's weight tying).
+//!
+//! **MoE language model** (`moe-lm`, `tinymoe train moe` and the demo): `embed.tok.weight`,
+//! `embed.pos.weight`; the shared blocks `shared.i.…` with the names of an LM block
+//! (`shared.i.ln1.weight`, `shared.i.attn.q.weight`, `shared.i.mlp.layers.0.weight` [d_ff,
+//! d_model], …); `ln_moe.{weight,bias}` [d_model] in front of MLP experts (absent for stack
+//! experts, which normalise inside); the router `moe.router.net.layers.j.{weight,bias}` (one
+//! layer [E, d_model] for a linear router; [h, d_model] then [E, h] for a feed-forward one with
+//! `router_hidden = h`) and, for noisy gating, `moe.router.noise.{weight,bias}` [E, d_model];
+//! the experts `moe.experts.e.mlp.layers.0.weight` [hidden, d_model] and
+//! `moe.experts.e.mlp.layers.1.weight` [d_model, hidden] (+ biases) for MLP experts, or
+//! `moe.experts.e.blocks.i.…` (the names of an LM block) for stack experts; then
+//! `ln_f.{weight,bias}`, `head.weight` [vocab, d_model], `head.bias` [vocab] (never tied).
+//!
+//! **Classifier** (`classifier`, `tinymoe train` and the demo's spirals): an MLP is
+//! `layers.j.weight` [out_j, in_j] and `layers.j.bias` [out_j], from [hidden₀, d_in] to
+//! [classes, hidden_last]; a dense MoE of MLPs is the gate `gate.layers.j.{weight,bias}` (d_in →
+//! gate_hidden → E) and the experts `experts.e.layers.j.{weight,bias}` (each an MLP d_in →
+//! hidden → classes).
 //!
 //! The transpose happens here, once, at the file boundary (STYLE.md): layers keep W as
 //! [d_in, d_out] and compute x·W; PyTorch keeps [out, in] and computes x·Wᵀ. Values are copied
@@ -73,7 +102,7 @@ pub fn pytorch_name(ours: &str, ndim: usize) -> (String, bool) {
 }
 
 /// Every tensor of `model` with its name, layout and shape in the file, in the model's order.
-pub fn mapping<M: Tensors<f32>>(model: &M) -> Vec<Mapped> {
+pub fn mapping<M: Tensors<f32> + ?Sized>(model: &M) -> Vec<Mapped> {
     model
         .tensors()
         .into_iter()
@@ -103,7 +132,11 @@ fn file_layout<'a>(t: &ArrayViewD<'a, f32>, transposed: bool) -> ArrayViewD<'a, 
 
 /// Writes every tensor of `model` (f32, PyTorch names and layouts, see the module doc) to
 /// `path`, atomically. `metadata` goes into the file's `__metadata__` (strings only).
-pub fn export_safetensors<M: Tensors<f32>>(path: &Path, model: &M, metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn export_safetensors<M: Tensors<f32> + ?Sized>(
+    path: &Path,
+    model: &M,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let map = mapping(model);
     let tensors = model.tensors();
     // Bytes first: a TensorView borrows them.
@@ -129,7 +162,34 @@ pub fn export_safetensors<M: Tensors<f32>>(path: &Path, model: &M, metadata: &BT
     let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let file = safetensors::serialize(views, Some(metadata))
         .map_err(|e| bad(path, format!("cannot encode as safetensors: {e}")))?;
-    crate::io::write_atomic(path, &file)
+    crate::io::write_atomic(path, &sorted_header(path, file)?)
+}
+
+/// The file with its JSON header's keys in sorted order. safetensors writes `__metadata__`
+/// from a HashMap, in a different order each run; sorted, one model always exports to the same
+/// bytes. The tensors' byte ranges are relative to the end of the header, so they stay right.
+fn sorted_header(path: &Path, file: Vec<u8>) -> Result<Vec<u8>> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default, skip_serializing_if = "BTreeMap::is_empty")]
+        metadata: BTreeMap<String, String>,
+        #[serde(flatten)]
+        tensors: BTreeMap<String, serde_json::Value>,
+    }
+    let broken = |e: String| bad(path, format!("cannot encode as safetensors: {e}"));
+    let n = file.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    let Some((text, data)) = n.and_then(|n| file.get(8..)?.split_at_checked(n)) else {
+        return Err(broken("no header".into()));
+    };
+    let header: Header = serde_json::from_slice(text).map_err(|e| broken(e.to_string()))?;
+    let mut text = serde_json::to_vec(&header).map_err(|e| broken(e.to_string()))?;
+    // The data starts at a multiple of 8 bytes, as safetensors pads it: with spaces.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + data.len());
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(data);
+    Ok(out)
 }
 
 /// Reads the `__metadata__` map of a safetensors file (empty if it has none).
@@ -147,7 +207,7 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
 /// dtype is not f32, the error lists every such tensor and the model is left untouched.
 /// Returns the names in the file that the model did not use (sorted), so a caller can
 /// insist on an exact match or allow a partial load.
-pub fn import_safetensors<M: Tensors<f32>>(path: &Path, model: &mut M) -> Result<Vec<String>> {
+pub fn import_safetensors<M: Tensors<f32> + ?Sized>(path: &Path, model: &mut M) -> Result<Vec<String>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
     let map = mapping(model);

@@ -1,25 +1,31 @@
-//! `tinymoe export --model CKPT --out FILE.safetensors`: a trained language model's weights as
-//! safetensors, with PyTorch `state_dict` names and layouts (the table in
+//! `tinymoe export --model CKPT --out FILE.safetensors`: any checkpoint's weights as
+//! safetensors — a language model (`train lm`), an MoE language model (`train moe`, the demo) or
+//! a classifier (`train`) — with PyTorch `state_dict` names and layouts (the table in
 //! [`crate::interchange`]), so it loads with `safetensors.torch.load_file` and continues in
-//! PyTorch.
+//! PyTorch; `tinymoe import` takes such a file back into a checkpoint.
 //!
-//! The file's `__metadata__` carries `format = "pt"` (what the Hugging Face loaders expect),
-//! the model kind, its config and the checkpoint's metadata as JSON strings, and the layout
-//! rule. `--manifest FILE.json` also writes every tensor's names, shapes and values in *our*
-//! layout ([d_in, d_out]), so another reader can check the file independently
+//! The tensors are read by name through the header's offsets
+//! ([`checkpoint::read_tensors`]), so no kind needs its model type here; a file saved before
+//! offsets were recorded is decoded with its model's type instead (the kinds `tinymoe import`
+//! knows). The file's `__metadata__` carries `format = "pt"` (what the Hugging Face loaders
+//! expect), the model kind, its config and the checkpoint's metadata as JSON strings, and the
+//! layout rule. `--manifest FILE.json` also writes every tensor's names, shapes and values in
+//! *our* layout ([d_in, d_out]), so another reader can check the file independently
 //! (`scripts/check_safetensors.py`, run by CI).
 
-use crate::cli::inspect::load_lm;
+use crate::checkpoint::{self, NamedTensors};
+use crate::cli::import::Typed;
 use crate::engine::params::Tensors;
 use crate::interchange::{export_safetensors, mapping};
 use crate::io::write_atomic;
 use clap::Args;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// A checkpoint written by `tinymoe train lm`.
+    /// A checkpoint of any kind: written by `tinymoe train lm`, `tinymoe train moe`, `tinymoe
+    /// train` or the demo.
     #[arg(long, default_value = "results/lm/model.ckpt")]
     pub model: PathBuf,
     /// Where to write the safetensors file.
@@ -31,9 +37,21 @@ pub struct ExportArgs {
     pub manifest: Option<PathBuf>,
 }
 
+/// Every tensor of the checkpoint at `path`, by name, with its header.
+fn read_model(path: &Path) -> anyhow::Result<(checkpoint::Header, NamedTensors)> {
+    let (header, _) = checkpoint::read(path)?;
+    if header.tensors.iter().all(|t| t.offset.is_some()) {
+        return Ok(checkpoint::read_tensors(path, |_| true)?);
+    }
+    // Saved before offsets were recorded: only the model's own type can decode it.
+    let (header, typed) = Typed::load(path)?;
+    let tensors = typed.tensors().tensors().into_iter().map(|(n, t)| (n, t.to_owned())).collect();
+    Ok((header, NamedTensors(tensors)))
+}
+
 /// `tinymoe export`.
 pub fn export(a: ExportArgs) -> anyhow::Result<()> {
-    let (header, model, _) = load_lm(&a.model)?;
+    let (header, model) = read_model(&a.model)?;
     let metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
         ("tinymoe.kind".to_string(), header.kind.clone()),
@@ -44,10 +62,11 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
     export_safetensors(&a.out, &model, &metadata)?;
     let map = mapping(&model);
     let total: usize = model.tensors().iter().map(|(_, t)| t.len()).sum();
-    println!("wrote {} ({} tensors, {total} parameters)", a.out.display(), map.len());
+    println!("wrote {} ({}: {} tensors, {total} parameters)", a.out.display(), header.kind, map.len());
+    let width = map.iter().map(|m| m.pytorch.len()).max().unwrap_or(0).max(32);
     for m in &map {
         let note = if m.transposed { "  (transposed from ours)" } else { "" };
-        println!("  {:<32} {:?}{note}", m.pytorch, m.shape);
+        println!("  {:<width$} {:?}{note}", m.pytorch, m.shape);
     }
     if let Some(path) = &a.manifest {
         let tensors: Vec<serde_json::Value> = map
@@ -65,7 +84,7 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let doc = serde_json::json!({ "file": a.out, "tensors": tensors });
+        let doc = serde_json::json!({ "file": a.out, "kind": header.kind, "tensors": tensors });
         write_atomic(path, serde_json::to_string(&doc)?.as_bytes())?;
         println!("wrote {}", path.display());
     }

@@ -5,6 +5,7 @@ mod bench;
 pub mod config;
 mod data;
 mod export;
+mod import;
 mod inspect;
 mod interrupt;
 mod layer;
@@ -51,9 +52,12 @@ pub enum Command {
     /// Show what a checkpoint holds: kind, config, metadata, every tensor's shape and norms,
     /// and whether its checksum holds.
     Inspect(inspect::InspectArgs),
-    /// Write a trained language model's weights as safetensors, with PyTorch state_dict names
-    /// and layouts (Linear weights [out, in]).
+    /// Write any checkpoint's weights (language model, MoE language model, classifier) as
+    /// safetensors, with PyTorch state_dict names and layouts (Linear weights [out, in]).
     Export(export::ExportArgs),
+    /// Take weights from a safetensors file (e.g. continued in PyTorch) into a copy of a
+    /// checkpoint of the same kind: all or nothing, weights only (no training state).
+    Import(import::ImportArgs),
     /// Run one layer's (or loss's, or optimiser step's) forward and backward in f64 on .npy/.npz
     /// arrays made by NumPy or PyTorch, and write the output and every gradient as .npy, to
     /// compare line by line. `tinymoe layer list` shows every layer's arrays and shapes.
@@ -76,6 +80,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Data(a) => data::data(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Export(a) => export::export(a),
+        Command::Import(a) => import::import(a),
         Command::Layer(a) => layer::layer(*a),
         Command::Config(a) => config::config(a),
     }
