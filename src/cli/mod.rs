@@ -28,11 +28,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The main job: train an MLP and a mixture of experts on built-in data (seconds on
-    /// 2 cores) and write loss curves, decision and routing maps into --out.
+    /// The main job: train an MLP and a mixture of experts on spirals, then an MoE language
+    /// model on four synthetic domains (about a minute on 2 cores), and write loss curves,
+    /// decision and routing maps and checkpoints into --out.
     Demo(train::DemoArgs),
     /// Train a classifier (an MLP or a dense MoE of MLPs) from a preset, with any setting
-    /// overridden by a flag; writes metrics.csv, config.json and PNGs into --out.
+    /// overridden by a flag; writes metrics.csv, config.toml, PNGs and model.ckpt (every
+    /// epoch; --resume continues it, Ctrl-C saves) into --out. `train lm`: a language model;
+    /// `train moe`: an MoE language model.
     Train(Box<train::TrainArgs>),
     /// Continue a prompt with a language model trained by `tinymoe train lm` (greedy,
     /// temperature and top-k sampling, seeded; a KV cache makes each token O(context)).
