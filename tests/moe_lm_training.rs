@@ -6,6 +6,7 @@ use tinymoe::data::corpora::{self, Domain};
 use tinymoe::data::tokenizer::{Bytes, Tokenizer};
 use tinymoe::engine::init;
 use tinymoe::engine::optim::{Kind, Schedule};
+use tinymoe::engine::params::Tensors;
 use tinymoe::models::moe_lm::{self, ExpertKind};
 use tinymoe::moe::layer::Level;
 use tinymoe::moe::losses::RouterLossConfig;
@@ -90,4 +91,42 @@ fn a_domain_classifier_learns_to_route_by_domain() {
     let last = &h.epochs.last().unwrap().val;
     let diagonal: f64 = last.top_share.iter().enumerate().map(|(d, s)| s[d]).sum::<f64>() / 4.0;
     assert!(diagonal > 0.75, "mean share of a domain's tokens at its own expert {diagonal:.3}: {:?}", last.top_share);
+}
+
+/// A loss that turns NaN (here from a NaN planted in the head) stops training at that step with
+/// an error naming it, before any weight changes; nothing is saved for the bad step.
+#[test]
+fn a_loss_that_turns_non_finite_stops_the_run_and_keeps_the_weights() {
+    let (train_s, train_l) = data(8, 1);
+    let (val_s, val_l) = data(2, 2);
+    let train_b = Batches::new(&train_s, &train_l, 40, PAD, 8).unwrap();
+    let val_b = Batches::new(&val_s, &val_l, 40, PAD, 8).unwrap();
+    let mut model = moe_lm::init::<f32>(config(Level::Token, Gating::top_k(2), None), &mut init::rng(3));
+    model.head.b[0] = f32::NAN;
+    let before = model.clone();
+    let tc = train::Config {
+        epochs: 1,
+        batch_size: 8,
+        lr: 1e-2,
+        schedule: Schedule::Constant,
+        optimizer: Kind::adam(),
+        clip: None,
+        seed: 4,
+        rules: vec![],
+    };
+    let mut saves = 0;
+    let err =
+        train::fit_moe_lm(&mut model, &train_b, &val_b, &tc, &MoeTraining::default(), &mut |_| {}, &mut |_, _| {
+            saves += 1;
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, tinymoe::Error::NonFiniteLoss { step: 0, .. }), "{err}");
+    assert!(err.to_string().contains("at step 0"), "{err}");
+    // Bit by bit (NaN ≠ NaN under ==).
+    let bits = |m: &moe_lm::Params<f32>| -> Vec<u32> {
+        m.tensors().into_iter().flat_map(|(_, t)| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect()
+    };
+    assert_eq!(bits(&model), bits(&before), "no weight changed");
+    assert_eq!(saves, 0, "nothing was saved for the bad step");
 }
