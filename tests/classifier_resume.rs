@@ -6,8 +6,11 @@
 //! train` saves model.ckpt every epoch, Ctrl-C saves and exits 0, `--resume` finishes the run,
 //! and its metrics and weights equal an uninterrupted run's.
 
+mod common;
+
+use common::cli::{assert_clean_error, stderr, stdout, tinymoe, tmp_dir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tinymoe::checkpoint::{self, Trained};
 use tinymoe::data::synthetic::spirals;
@@ -282,36 +285,6 @@ fn a_state_that_does_not_fit_the_model_or_the_data_is_a_clean_error() {
 // ---------------------------------------------------------------------------------------------
 // The binary: `tinymoe train` with model.ckpt, Ctrl-C and --resume.
 
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-/// Asserts a clean failure: exit code 1, one `tinymoe: error:` line mentioning `needle`,
-/// no panic.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinymoe-cli-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// A small spirals run (100 points per arm): a config file, as no flag sets the points.
 fn small_config(dir: &Path) -> PathBuf {
     let path = dir.join("small.toml");
@@ -419,12 +392,12 @@ fn resume_refuses_junk_files_and_flags_that_change_the_run() {
     std::fs::write(&junk, b"not a checkpoint").unwrap();
     assert_clean_error(
         &tinymoe(&["train", "--resume", junk.to_str().unwrap(), "--out", out.to_str().unwrap()]),
-        "junk.ckpt",
+        &["junk.ckpt"],
     );
     let missing = dir.join("missing.ckpt");
     assert_clean_error(
         &tinymoe(&["train", "--resume", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]),
-        "missing.ckpt",
+        &["missing.ckpt"],
     );
     // A setting that would change the run is refused by the parser (a usage error).
     let o = tinymoe(&["train", "--resume", junk.to_str().unwrap(), "--lr", "0.1", "--out", out.to_str().unwrap()]);
@@ -455,11 +428,11 @@ fn resume_notices_a_csv_file_that_changed() {
     std::fs::write(&csv_path, xor(100)).unwrap();
     let ckpt = out.join("model.ckpt");
     let r = tinymoe(&["train", "--resume", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_clean_error(&r, "did the training data or the batch size change");
+    assert_clean_error(&r, &["did the training data or the batch size change"]);
     // Another width: the saved model no longer fits the data.
     std::fs::write(&csv_path, "a,b,c,label\n0,0,0,0\n1,1,1,1\n0,1,0,1\n1,0,1,0\n").unwrap();
     let r = tinymoe(&["train", "--resume", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_clean_error(&r, "did the data change");
+    assert_clean_error(&r, &["did the data change"]);
 }
 
 /// A run that blows up after some epochs names the last good checkpoint and how to go on.
@@ -478,7 +451,7 @@ fn a_diverging_run_names_its_last_good_checkpoint() {
     let out = dir.join("out");
     let o = tinymoe(&["train", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let ckpt = out.join("model.ckpt").display().to_string();
-    assert_clean_error(&o, "the loss became");
+    assert_clean_error(&o, &["the loss became"]);
     let err = stderr(&o);
     assert!(err.contains(&format!("the last good checkpoint is {ckpt}")), "{err}");
     assert!(err.contains(&format!("tinymoe train --resume {ckpt} --out {}", out.display())), "{err}");

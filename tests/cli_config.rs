@@ -2,40 +2,11 @@
 //! `train lm --config` with the precedence preset < file < flags, the config.toml saved beside
 //! every result, and one-line errors naming the file, line, key and allowed range.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::cli::{assert_clean_error, stderr, stdout, tinymoe, tmp_dir};
+use std::path::Path;
 use tinymoe::cli::config::{self, Settings, PRESETS};
-
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-/// Exit code 1, one `tinymoe: error:` line holding every needle, no panic.
-fn assert_clean_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinymoe-cli-config-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Writes `text` to `dir/name` and returns its path as a string.
 fn write(dir: &Path, name: &str, text: &str) -> String {

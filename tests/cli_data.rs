@@ -1,32 +1,10 @@
 //! `tinymoe data show | stats` as a user meets them: samples with their tokens, the
 //! diversity table, and one-line errors on bad input.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::cli::{assert_clean_error, stderr, stdout, tinymoe};
 use tinymoe::data::corpora::{self, Domain};
-
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Exit code 1, one `tinymoe: error:` line mentioning every needle, no panic.
-fn assert_clean_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-}
 
 #[test]
 fn show_prints_n_samples_with_their_tokens() {

@@ -4,37 +4,11 @@
 //! read with the documented names, shapes and values (skipped, with a note, when no Python
 //! with those packages is around; CI installs them).
 
+mod common;
+
+use common::cli::{assert_clean_error, stderr, stdout, tinymoe, tmp_dir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Asserts a clean failure: exit code 1, one `tinymoe: error:` line mentioning `needle`.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinymoe-inspect-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::process::Command;
 
 /// Trains the quick LM into `dir` and returns its checkpoint.
 fn quick_lm(dir: &Path) -> PathBuf {
@@ -83,10 +57,10 @@ fn inspect_of_a_bit_flipped_or_missing_file_is_one_line_naming_it() {
     let flipped = dir.join("flipped.ckpt");
     std::fs::write(&flipped, &bytes).unwrap();
     let o = tinymoe(&["inspect", flipped.to_str().unwrap()]);
-    assert_clean_error(&o, "flipped.ckpt");
+    assert_clean_error(&o, &["flipped.ckpt"]);
     assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
     assert!(stdout(&o).is_empty(), "nothing printed from a corrupt file: {}", stdout(&o));
-    assert_clean_error(&tinymoe(&["inspect", dir.join("nope.ckpt").to_str().unwrap()]), "nope.ckpt");
+    assert_clean_error(&tinymoe(&["inspect", dir.join("nope.ckpt").to_str().unwrap()]), &["nope.ckpt"]);
 }
 
 #[test]
@@ -120,7 +94,7 @@ fn export_writes_safetensors_that_python_reads_as_documented() {
     // A non-LM file gives a clean error.
     let junk = dir.join("junk.ckpt");
     std::fs::write(&junk, b"junk").unwrap();
-    assert_clean_error(&tinymoe(&["export", "--model", junk.to_str().unwrap(), "--out", "x"]), "junk.ckpt");
+    assert_clean_error(&tinymoe(&["export", "--model", junk.to_str().unwrap(), "--out", "x"]), &["junk.ckpt"]);
 
     // And a real client reads it.
     let Some(python) = python_with_safetensors() else {

@@ -4,48 +4,15 @@
 //! a one-line error naming the file and the tensor, and writes nothing; the imported checkpoint
 //! loads in `inspect` and, for a language model, in `generate`.
 
+mod common;
+
+use common::cli::{assert_clean_error, s, stderr, stdout, tinymoe, tmp_dir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use tinymoe::checkpoint::{self, NamedTensors};
 use tinymoe::interchange::{export_safetensors, read_metadata};
-
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Asserts a clean failure: exit code 1, one `tinymoe: error:` line mentioning every needle,
-/// no panic.
-fn assert_clean_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinymoe-cli-interchange-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// One run of `train ARGS --out DIR`, shared by the tests of this file (trained once).
 fn trained(cell: &'static OnceLock<PathBuf>, name: &str, args: &[&str]) -> &'static Path {

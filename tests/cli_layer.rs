@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::cli::{assert_clean_error, s, stderr, stdout, tinymoe, tmp_dir};
 use ndarray::{array, Array, Array1, Array2, ArrayD, Dimension, IxDyn};
 use ndarray_npy::{read_npy, write_npy, NpzWriter};
 use std::path::{Path, PathBuf};
@@ -16,18 +17,6 @@ use tinymoe::engine::layers::{attention, layer_norm, linear};
 use tinymoe::engine::ops::softmax;
 use tinymoe::layer_check::{self, subst, Bundle, Flags, Loaded, Request, Slot, Values, TABLE};
 
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinymoe")).args(args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
 /// Runs `tinymoe layer ARGS` and asserts success.
 fn layer(args: &[&str]) -> Output {
     let mut all = vec!["layer"];
@@ -35,29 +24,6 @@ fn layer(args: &[&str]) -> Output {
     let o = tinymoe(&all);
     assert!(o.status.success(), "tinymoe {}: {}", all.join(" "), stderr(&o));
     o
-}
-
-/// Exit code 1, one `tinymoe: error:` line containing every needle, no panic.
-fn assert_clean_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinymoe-cli-layer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn npy<D: Dimension>(dir: &Path, name: &str, a: &Array<f64, D>) -> PathBuf {

@@ -8,53 +8,19 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::cli::{assert_clean_error, s, stderr, stdout, tinymoe, tmp_dir, BIN};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use tinymoe::checkpoint;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tinymoe");
-
-fn tinymoe(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("the binary runs")
-}
 
 /// The binary under a file-size limit of `blocks` (whatever unit `sh`'s `ulimit -f` counts
 /// in: 512 bytes for dash, 1024 for bash; see [`limit_blocks`]).
 fn tinymoe_limited(blocks: u64, args: &[&str]) -> Output {
     let script = format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\"");
     Command::new("sh").arg("-c").arg(script).arg(BIN).args(args).output().expect("sh runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-/// A clean failure: exit code 1, one `tinymoe: error:` line holding every needle, no panic.
-fn assert_clean_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stdout: {}\nstderr: {err}", stdout(o));
-    assert!(err.starts_with("tinymoe: error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
-}
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinymoe-failures-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 temp path")
 }
 
 /// The files of a folder other than `keep`: what a failed save must not leave.

@@ -1,6 +1,8 @@
 //! Shared test helpers: seeded random arrays in f64 and the tolerance every gradient check
-//! is held to.
+//! is held to; [`cli`] runs the `tinymoe` binary for the command-line tests.
 #![allow(dead_code)]
+
+pub mod cli;
 
 use ndarray::{Array, Dimension, ShapeBuilder};
 use tinymoe::engine::init::{self, Rng};
