@@ -596,7 +596,7 @@ mod tests {
     fn field_tables_match_the_specs() {
         for p in PRESETS {
             let settings = p.build();
-            let table = settings.to_table().unwrap();
+            let table = settings.to_table().expect("a preset serialises");
             let documented: Vec<&str> = settings.fields().iter().flat_map(|f| f.iter().map(|f| f.key)).collect();
             for key in table.keys().filter(|k| *k != "preset") {
                 assert!(documented.contains(&key.as_str()), "{}: `{key}` has no doc", p.name);
@@ -611,9 +611,14 @@ mod tests {
     fn rendered_presets_load_back_unchanged() {
         for p in PRESETS {
             let settings = p.build();
-            let text = render(&settings, "test").unwrap();
-            let file = File::parse(Path::new("t.toml"), text).unwrap();
-            assert_eq!(start(Some(&file), None, settings.command()).unwrap(), settings, "{}", p.name);
+            let text = render(&settings, "test").expect("a preset renders");
+            let file = File::parse(Path::new("t.toml"), text).expect("a rendered preset parses");
+            assert_eq!(
+                start(Some(&file), None, settings.command()).expect("a rendered preset loads"),
+                settings,
+                "{}",
+                p.name
+            );
         }
     }
 
@@ -627,7 +632,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_line_and_column() {
-        let e = File::parse(Path::new("x.toml"), "a = 1\nb = \"open\n".into()).err().unwrap();
+        let e = File::parse(Path::new("x.toml"), "a = 1\nb = \"open\n".into())
+            .err()
+            .expect("an unclosed string is an error");
         assert!(e.to_string().starts_with("x.toml:2: column "), "{e}");
     }
 }
