@@ -40,6 +40,10 @@ pub enum Error {
     /// sizes that disagree, corrupt compression, an empty topic folder.
     #[error("{path}: {problem}")]
     BadFile { path: PathBuf, problem: String },
+    /// A run that failed after it had saved a checkpoint: the cause, then the last good
+    /// checkpoint and the command that continues from it.
+    #[error("{cause}; {advice}")]
+    Stopped { cause: Box<Error>, advice: String },
     /// A real data set that is not on this machine, and the command that fetches it.
     #[error("{path}: {what} is not there; fetch it with `{fetch}`")]
     MissingData { path: PathBuf, what: String, fetch: String },

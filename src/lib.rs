@@ -13,7 +13,9 @@
 //! - [`checkpoint`], [`io`]: checkpoints with a checksum, and atomic file writes.
 //! - [`interchange`]: weights as safetensors, with PyTorch `state_dict` names and layouts.
 //! - [`bench`]: the benchmark workloads of BENCH.md.
-//! - [`cli`]: the `tinymoe` program; the only place that prints.
+//! - [`run`]: the run layer: typed settings and presets, one session per run on disk, results
+//!   folders with reports, seeded multi-run experiments.
+//! - [`cli`]: the `tinymoe` program; parses, calls [`run`], prints: the only place that prints.
 
 pub mod bench;
 pub mod checkpoint;
@@ -27,6 +29,7 @@ pub mod layer_check;
 pub mod models;
 pub mod moe;
 pub mod plot;
+pub mod run;
 pub mod train;
 pub mod transplant;
 

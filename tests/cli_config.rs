@@ -6,7 +6,7 @@ mod common;
 
 use common::cli::{assert_clean_error, stderr, stdout, tinymoe, tmp_dir};
 use std::path::Path;
-use tinymoe::cli::config::{self, Settings, PRESETS};
+use tinymoe::run::config::{self, Settings, PRESETS};
 
 /// Writes `text` to `dir/name` and returns its path as a string.
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -91,7 +91,7 @@ fn a_file_overrides_the_preset_and_a_flag_overrides_the_file() {
     let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     let Settings::Classifier(spec) = resolve(&saved, config::Command::Train) else { panic!("{saved}") };
     assert_eq!(spec.preset, "spirals-moe");
-    assert_eq!(spec.model, "moe", "from the preset the file names");
+    assert_eq!(spec.model.as_str(), "moe", "from the preset the file names");
     assert_eq!((spec.training.epochs, spec.spiral_points_per_class, spec.experts), (2, 40, 3), "from the file");
     assert_eq!(spec.training.lr, 0.02, "the flag beats the file");
     assert_eq!(spec.hidden, vec![64, 64], "untouched keys keep the preset's value");
@@ -245,7 +245,7 @@ fn out_of_range_values_name_the_key_and_the_range() {
     }
     assert_clean_error(&tinymoe(&["train", "lm", "--config", &ok, "--seq", "0", "--out", out]), &["seq = 0"]);
     // Sparse routing's k, for the first spec that gets one.
-    let e = config::top_k("top_k", 3, 2).unwrap_err().to_string();
+    let e = tinymoe::run::settings::top_k("top_k", 3, 2).unwrap_err().to_string();
     assert!(e.contains("top_k = 3") && e.contains("1..=2"), "{e}");
 }
 

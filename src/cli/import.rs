@@ -16,12 +16,12 @@
 
 use crate::checkpoint::{self, Header, Trained};
 use crate::cli::inspect::load_lm;
-use crate::cli::{lm, moe, train};
 use crate::engine::params::Tensors;
 use crate::error::Error;
 use crate::interchange::{import_safetensors, read_metadata};
 use crate::models::classifier::Classifier;
 use crate::models::transformer_lm;
+use crate::run::{classifier as train, lm, moe_lm as moe};
 use crate::train::{FitState, LmState};
 use anyhow::Context;
 use clap::Args;
@@ -34,7 +34,7 @@ pub(super) const KINDS: &[(&str, &str)] =
 /// A checkpoint decoded with its model's Rust type (which saving needs).
 pub(super) enum Typed {
     Lm(Box<Trained<transformer_lm::Params<f32>, LmState>>),
-    MoeLm(Box<moe::Saved>),
+    MoeLm(Box<Trained<crate::models::moe_lm::Params<f32>, crate::train::MoeState>>),
     Classifier(Box<Trained<Classifier<f32>, FitState>>),
 }
 

@@ -12,10 +12,10 @@
 //! loading ([`crate::transplant`]) would take from the file under that prefix.
 
 use crate::checkpoint::{self, TensorInfo};
-use crate::cli::lm::KIND as LM_KIND;
 use crate::engine::params::Tensors;
 use crate::error::Error;
 use crate::models::transformer_lm as lm;
+use crate::run::lm::KIND as LM_KIND;
 use crate::train::{LmState, Standing};
 use crate::transplant;
 use clap::Args;

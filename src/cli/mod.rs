@@ -2,12 +2,12 @@
 //! prints; errors come back as `anyhow` chains and `main` prints them once.
 
 mod bench;
-pub mod config;
+mod config;
 mod data;
+mod experiment;
 mod export;
 mod import;
 mod inspect;
-mod interrupt;
 mod layer;
 mod lm;
 mod moe;
@@ -65,6 +65,9 @@ pub enum Command {
     /// arrays made by NumPy or PyTorch, and write the output and every gradient as .npy, to
     /// compare line by line. `tinymoe layer list` shows every layer's arrays and shapes.
     Layer(Box<layer::LayerArgs>),
+    /// Experiments: list them, or run one over arms × seeds (`--preset quick|full`), with a
+    /// folder per cell, summary.csv (mean, std, n over seeds) and report.md.
+    Experiment(experiment::ExperimentArgs),
     /// Config files: list the presets, print one as a documented TOML file to edit and pass to
     /// `train --config`, or check a file and print the settings it resolves to.
     Config(config::ConfigArgs),
@@ -86,5 +89,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Import(a) => import::import(a),
         Command::Layer(a) => layer::layer(*a),
         Command::Config(a) => config::config(a),
+        Command::Experiment(a) => experiment::experiment(a),
     }
 }

@@ -28,6 +28,14 @@ pub trait Tokenizer {
     fn token_text(&self, id: usize) -> String {
         self.decode(&[id])
     }
+    /// The id of a line break, if "\n" is one token (bytes: 10; GPT-2: 198, since GPT-2's id
+    /// 10 is "+"), for code that looks for the start of a line.
+    fn newline_id(&self) -> Option<usize> {
+        match self.encode("\n").as_slice() {
+            [id] => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 /// The specs [`from_spec`] accepts, for error messages and `--help`.

@@ -355,8 +355,6 @@ fn layout(path: &Path, panels: &[Heatmap], columns: usize, title_px: f64) -> Res
 // ---------------------------------------------------------------------------------------
 // Drawing
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-
 fn draw_figure(path: &Path, title: &str, panels: &[Heatmap], columns: usize) -> Result<()> {
     for p in panels {
         validate(path, p)?;
@@ -372,7 +370,33 @@ fn draw_figure(path: &Path, title: &str, panels: &[Heatmap], columns: usize) -> 
     let width = (columns as u32 * lay.panel_w + COLORBAR_W).max(text_w(path, title, fig_title_px)? + 2 * PAD);
     let height = (fig_title_h + lines * lay.panel_h).max(fig_title_h + lay.title_h + bar_h + 70);
 
-    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    let geometry = Geometry { width, fig_title_h, fig_title_px, bar_h };
+    crate::plot::on_backend!(path, (width, height), |root| draw_on(
+        root, path, title, panels, columns, &lay, &scale, &geometry
+    ))
+}
+
+/// The figure's measured sizes, computed once for either backend.
+struct Geometry {
+    width: u32,
+    fig_title_h: u32,
+    fig_title_px: f64,
+    bar_h: u32,
+}
+
+/// Draws the laid-out figure on any backend (PNG or SVG).
+#[allow(clippy::too_many_arguments)]
+fn draw_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    path: &Path,
+    title: &str,
+    panels: &[Heatmap],
+    columns: usize,
+    lay: &Layout,
+    scale: &Scale,
+    g: &Geometry,
+) -> Result<()> {
+    let Geometry { width, fig_title_h, fig_title_px, bar_h } = *g;
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     if !title.is_empty() {
         let style = (FONT, fig_title_px).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
@@ -381,20 +405,26 @@ fn draw_figure(path: &Path, title: &str, panels: &[Heatmap], columns: usize) -> 
     for (k, p) in panels.iter().enumerate() {
         let ox = (k % columns) as u32 * lay.panel_w;
         let oy = fig_title_h + (k / columns) as u32 * lay.panel_h;
-        draw_panel(&root, (ox as i32, oy as i32), &lay, p, &scale).map_err(|e| plot_err(path, e))?;
+        draw_panel(&root, (ox as i32, oy as i32), lay, p, scale).map_err(|e| plot_err(path, e))?;
     }
     let any_nan = panels.iter().any(|p| p.values.iter().any(|v| v.is_nan()));
     let bar_x = (columns as u32 * lay.panel_w + 14) as i32;
     let bar_y = (fig_title_h + lay.title_h + PAD / 2) as i32;
-    draw_colorbar(&root, (bar_x, bar_y), bar_h as i32, &scale, any_nan).map_err(|e| plot_err(path, e))?;
+    draw_colorbar(&root, (bar_x, bar_y), bar_h as i32, scale, any_nan).map_err(|e| plot_err(path, e))?;
     root.present().map_err(|e| plot_err(path, e))?;
     Ok(())
 }
 
-type DrawResult = std::result::Result<(), DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
+type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// One panel with its top-left corner at `(ox, oy)`.
-fn draw_panel(root: &Area, (ox, oy): (i32, i32), lay: &Layout, h: &Heatmap, scale: &Scale) -> DrawResult {
+fn draw_panel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (ox, oy): (i32, i32),
+    lay: &Layout,
+    h: &Heatmap,
+    scale: &Scale,
+) -> DrawResult<DB> {
     let (rows, cols) = h.values.dim();
     let cell = lay.cell as i32;
     let x0 = ox + (PAD + lay.y_desc_w + lay.row_label_w) as i32;
@@ -461,7 +491,13 @@ fn draw_panel(root: &Area, (ox, oy): (i32, i32), lay: &Layout, h: &Heatmap, scal
 
 /// The scale as a vertical bar, dark (hi) on top, with hi, the midpoint and lo beside it,
 /// and a grey "NaN" key under it when some value is NaN.
-fn draw_colorbar(root: &Area, (x, y): (i32, i32), bar_h: i32, scale: &Scale, any_nan: bool) -> DrawResult {
+fn draw_colorbar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (x, y): (i32, i32),
+    bar_h: i32,
+    scale: &Scale,
+    any_nan: bool,
+) -> DrawResult<DB> {
     const BAR_W: i32 = 18;
     for k in 0..bar_h {
         // Row k from the top shows the value at fraction 1 − k/(bar_h − 1) of the range.

@@ -31,7 +31,27 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series
     if y1 <= y0 {
         y1 = y0 + 1.0;
     }
-    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    crate::plot::on_backend!(path, (900, 540), |root| draw(
+        root,
+        path,
+        title,
+        x_label,
+        y_label,
+        series,
+        (x0, x1, y0, y1)
+    ))
+}
+
+/// Draws the chart on any backend (PNG or SVG).
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    (x0, x1, y0, y1): (f64, f64, f64, f64),
+) -> Result<()> {
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let font = |size| (FONT, size).into_font();
     let pad = (y1 - y0) * 0.05;

@@ -26,6 +26,28 @@ pub(crate) fn ensure_font() {
     });
 }
 
+/// Whether `path` asks for an SVG (by its extension, `.svg`); any other path is drawn as a PNG.
+pub(crate) fn is_svg(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+}
+
+/// Calls `$draw(root, …)` with a drawing area of `$size` on the backend that `$path` asks for:
+/// an SVG for `.svg`, else a PNG. Every figure is drawn by one generic function, so the two
+/// formats show the same picture.
+macro_rules! on_backend {
+    ($path:expr, $size:expr, |$root:ident| $body:expr) => {{
+        use plotters::prelude::IntoDrawingArea as _;
+        if $crate::plot::is_svg($path) {
+            let $root = plotters::prelude::SVGBackend::new($path, $size).into_drawing_area();
+            $body
+        } else {
+            let $root = plotters::prelude::BitMapBackend::new($path, $size).into_drawing_area();
+            $body
+        }
+    }};
+}
+pub(crate) use on_backend;
+
 /// A drawing error, with the file it was for.
 pub(crate) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Plot { path: path.to_path_buf(), problem: e.to_string() }

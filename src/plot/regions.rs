@@ -22,7 +22,11 @@ pub struct RegionMap<'a> {
 /// Draws the map into a 700×700 PNG at `path`.
 pub fn region_map(path: &Path, m: &RegionMap) -> Result<()> {
     ensure_font();
-    let root = BitMapBackend::new(path, (700, 700)).into_drawing_area();
+    crate::plot::on_backend!(path, (700, 700), |root| draw(root, path, m))
+}
+
+/// Draws the map on any backend (PNG or SVG).
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, path: &Path, m: &RegionMap) -> Result<()> {
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let font = |size| (FONT, size).into_font();
     let mut chart = ChartBuilder::on(&root)
