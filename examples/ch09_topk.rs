@@ -386,7 +386,8 @@ fn router_losses(t: &mut Tally) {
     let top1 = Array2::from_shape_fn((8, 3), |(r, e)| f64::from(u8::from(e == r % 2)));
     let (starved, _) = losses::switch_balance(z_starved.view(), top1.view(), None, alpha);
     // L = α·(1 + N·Σᵢ (fᵢ − 1/N)·(Pᵢ − 1/N)): below α exactly when that sum is negative.
-    let deviations: f64 = [(0.5, 0.3), (0.5, 0.3), (0.0, 0.4)].iter().map(|(f, p)| (f - 1.0 / 3.0) * (p - 1.0 / 3.0)).sum();
+    let deviations: f64 =
+        [(0.5, 0.3), (0.5, 0.3), (0.0, 0.4)].iter().map(|(f, p)| (f - 1.0 / 3.0) * (p - 1.0 / 3.0)).sum();
     println!(
         "Switch, one expert starved (N = 3, top-1): rows p = [0.45, 0.15, 0.40] and [0.15, 0.45, 0.40] → f = [½, ½, 0], P = [0.3, 0.3, 0.4]:\n  \
          α·3·(½·0.3 + ½·0.3) = 0.9α = {:.4};  computed {starved:.4};  α·(1 + N·Σ (fᵢ − 1/N)(Pᵢ − 1/N)) = {:.4}",

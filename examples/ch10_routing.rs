@@ -446,15 +446,8 @@ fn main() {
     }
     let png = figure("ch10_forced_expert_loss.png");
     let cols: Vec<String> = (0..4).map(|e| format!("forced {e}")).collect();
-    routing_heatmap(
-        &png,
-        force_loss.view(),
-        &names,
-        &cols,
-        "validation loss when forced to one expert",
-        "domain",
-    )
-    .unwrap_or_else(|e| fail(&e));
+    routing_heatmap(&png, force_loss.view(), &names, &cols, "validation loss when forced to one expert", "domain")
+        .unwrap_or_else(|e| fail(&e));
     println!("wrote {}", figures::shown(&png));
 
     println!("-- switch one expert off (the rest renormalise): Δ validation loss per domain");

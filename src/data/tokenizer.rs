@@ -154,8 +154,7 @@ mod tests {
     fn each_tokeniser_names_the_id_that_encodes_a_line_break() {
         let bpe = Bpe::train("one line\nand another line\nand a third\n", 300, Split::Words).expect("a small BPE");
         let gpt2 = Gpt2::new();
-        for (name, tok, expected) in
-            [("bytes", &Bytes as &dyn Tokenizer, 10), ("bpe", &bpe, 10), ("gpt2", &gpt2, 198)]
+        for (name, tok, expected) in [("bytes", &Bytes as &dyn Tokenizer, 10), ("bpe", &bpe, 10), ("gpt2", &gpt2, 198)]
         {
             assert_eq!(tok.newline_id(), Some(expected), "{name}");
             assert_eq!(tok.encode("\n"), [expected], "{name}: \"\\n\" encodes to the newline id");
