@@ -21,7 +21,7 @@
 //! - [`interchange`]: weights as safetensors, with PyTorch `state_dict` names and layouts.
 //! - [`layer_check`]: one layer on arrays from `.npy` files, every gradient in f64 (the library
 //!   side of `tinymoe layer`).
-//! - [`bench`]: the benchmark workloads of BENCH.md.
+//! - [`bench`](mod@bench): the benchmark workloads of BENCH.md.
 //! - [`error`]: the one error type, [`Error`].
 //! - [`cli`]: the `tinymoe` program; the only place that prints.
 
