@@ -13,13 +13,13 @@
 //! 5. Why divide by √d: for unit-variance q and k, the spread of the scores, the largest
 //!    probability, the entropy and the softmax's gradient, with and without the scale.
 //! 6. Attention maps: a tiny byte-level LM trained for half a second on a repeated sentence, and
-//!    its attention weights drawn per head (token labels on both axes) as PNGs.
+//!    its attention weights drawn per head (token labels on both axes) as PNGs, into
+//!    notebooks-md/figures/ (or `$TINYMOE_FIGURES_DIR`).
 //!
 //! Exits 1 if a gradient check fails, a broken gradient is not caught, or a PNG cannot be
 //! written. Run: `cargo run --release --example ch04_attention`
 
 use ndarray::{array, s, Array2, Axis, Zip};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options};
 use tinymoe::engine::init;
@@ -31,6 +31,8 @@ use tinymoe::engine::optim::{Kind, Optimizer};
 use tinymoe::models::transformer_lm::{self as lm, Config};
 use tinymoe::plot::heatmap::attention_grid;
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/tally.rs"]
 mod tally;
 use tally::{Tally, TOL};
@@ -38,8 +40,6 @@ use tally::{Tally, TOL};
 /// Finite-difference step for inputs (dx, dQ, …); the parameter checks use the checker's
 /// default, 1e-4, as whole-model checks do (chapter 02).
 const EPS: f64 = 1e-5;
-/// Where the pictures go, relative to the current directory.
-const OUT_DIR: &str = "target/examples-out";
 
 fn main() {
     by_hand();
@@ -420,8 +420,6 @@ fn attention_maps() -> tinymoe::Result<()> {
     println!(
         "per head: the mean weight on the previous token, and the key that receives most weight from later queries"
     );
-    std::fs::create_dir_all(OUT_DIR)
-        .map_err(|e| tinymoe::Error::Plot { path: PathBuf::from(OUT_DIR), problem: e.to_string() })?;
     for layer in 0..cfg.n_layers {
         // [n_heads, seq(query), seq(key)] of window 0, in f64 for plotting.
         let probs = cache.attention(layer).index_axis(Axis(0), 0).mapv(|v| v as f64);
@@ -441,10 +439,10 @@ fn attention_maps() -> tinymoe::Result<()> {
                 seq - 1 - top
             );
         }
-        let path = Path::new(OUT_DIR).join(format!("ch04_attention_layer{layer}.png"));
+        let path = figures::path(&format!("ch04_attention_layer{layer}.png"))?;
         let title = format!("trained byte-level LM, layer {layer}: P = softmax(Q·Kᵀ/√d) per head");
         attention_grid(&path, &title, probs.view(), &tokens, &tokens)?;
-        println!("wrote {}", path.display());
+        println!("wrote {}", figures::shown(&path));
     }
     Ok(())
 }

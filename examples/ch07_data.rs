@@ -7,7 +7,7 @@
 //!    share of a fresh seed's 8-grams never seen under the first seed; next to the toy template,
 //!    with its slots random and frozen.
 //! 3. Vocabulary overlap (Jaccard) between the domains, drawn as a PNG, and the words psychology and
-//!    medicine share.
+//!    medicine share. (PNGs go to notebooks-md/figures/, or `$TINYMOE_FIGURES_DIR`.)
 //! 4. A batch: one sequence of each domain, tokenised with a BPE trained on the corpus, padded to
 //!    128 positions, targets shifted by one, the 1/0 mask; drawn as PNGs (ids, mask, and the
 //!    attention masks of a short sequence).
@@ -45,7 +45,8 @@ use tinymoe::engine::params::Tensors;
 use tinymoe::models::transformer_lm::{self as lm, Config};
 use tinymoe::plot::heatmap::{heatmap, heatmap_grid, Annotate, Heatmap};
 
-/// Where the pictures and files go, relative to the current directory.
+/// Where the scratch files (IDX, `.npy`) go, relative to the current directory; the pictures
+/// go to notebooks-md/figures/ (see `common/figures.rs`).
 const OUT_DIR: &str = "target/examples-out";
 /// The batch's padded length (SPEC §3's default).
 const MAX_LEN: usize = 128;
@@ -53,6 +54,16 @@ const MAX_LEN: usize = 128;
 #[path = "common/facts.rs"]
 mod facts;
 use facts::Facts;
+#[path = "common/figures.rs"]
+mod figures;
+
+/// The path of figure `name`, its folder created; exits 1 naming the folder if it cannot be.
+fn figure(name: &str) -> PathBuf {
+    figures::path(name).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1);
+    })
+}
 
 fn main() {
     let started = Instant::now();
@@ -203,7 +214,7 @@ fn overlap(facts: &mut Facts) {
         at(psy, med) > best_other,
     );
     let names: Vec<String> = Domain::ALL.iter().map(|d| d.name().to_string()).collect();
-    let path = Path::new(OUT_DIR).join("ch07_vocab_overlap.png");
+    let path = figure("ch07_vocab_overlap.png");
     // The diagonal is 1 by definition: off the scale (drawn darkest), so the scale spreads
     // over the pairs.
     draw(
@@ -219,7 +230,7 @@ fn overlap(facts: &mut Facts) {
 
 fn draw(path: &Path, h: &Heatmap) {
     match heatmap(path, h) {
-        Ok(()) => println!("wrote {}", path.display()),
+        Ok(()) => println!("wrote {}", figures::shown(path)),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
@@ -317,11 +328,11 @@ fn a_batch(facts: &mut Facts) -> (Bpe, Batch) {
     let mask = batch.mask.mapv(f64::from);
     let title = format!("batch 0: token ids (BPE, vocab {}), grey = padding", bpe.vocab_size());
     draw(
-        &Path::new(OUT_DIR).join("ch07_batch_ids.png"),
+        &figure("ch07_batch_ids.png"),
         &Heatmap { x_desc: "position", y_desc: "sequence", ..Heatmap::new(&title, ids.view(), &rows, &cols) },
     );
     draw(
-        &Path::new(OUT_DIR).join("ch07_batch_mask.png"),
+        &figure("ch07_batch_mask.png"),
         &Heatmap {
             x_desc: "position",
             y_desc: "sequence",
@@ -354,14 +365,14 @@ fn attention_masks() {
         panel("key padding: key j is real", keys.view()),
         panel("both (the LM's mask)", both.view()),
     ];
-    let path = Path::new(OUT_DIR).join("ch07_attention_masks.png");
+    let path = figure("ch07_attention_masks.png");
     match heatmap_grid(
         &path,
         "which keys each query may see (dark = 1) in \"to be or\" padded to 12 positions",
         &panels,
         3,
     ) {
-        Ok(()) => println!("wrote {}", path.display()),
+        Ok(()) => println!("wrote {}", figures::shown(&path)),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);

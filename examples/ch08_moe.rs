@@ -14,13 +14,13 @@
 //!    classifier with router losses. All in f64, bar 1e-6.
 //! 5. A dense MoE trained on the three spirals: accuracy against one expert alone, the routing
 //!    metrics (utilisation, load variance, entropies, specialisation index, worked by hand),
-//!    the class × expert heatmap and a map of which expert takes which part of the plane.
+//!    the class × expert heatmap and a map of which expert takes which part of the plane
+//!    (PNGs in notebooks-md/figures/, or `$TINYMOE_FIGURES_DIR`).
 //!
 //! Exits 1 if a gradient check fails, the broken gradient is not caught, a stated fact does
 //! not hold, or a PNG cannot be written. Run: `cargo run --release --example ch08_moe`
 
 use ndarray::{array, Array1, Array2, Axis};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tinymoe::data::synthetic::spirals;
 use tinymoe::engine::gradcheck::{check_tensors, compare, numeric_grad, Options};
@@ -38,6 +38,8 @@ use tinymoe::moe::{mixture, router};
 use tinymoe::plot::regions::{region_map, RegionMap};
 use tinymoe::plot::routing::routing_heatmap;
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/tally.rs"]
 mod tally;
 use tally::{Tally, TOL};
@@ -45,8 +47,6 @@ use tally::{Tally, TOL};
 /// Finite-difference step for inputs and hand-written steps; parameter checks use the
 /// checker's default 1e-4.
 const EPS: f64 = 1e-5;
-/// Where the pictures go, relative to the current directory.
-const OUT_DIR: &str = "target/examples-out";
 
 fn main() {
     let mut tally = Tally::default();
@@ -429,10 +429,6 @@ fn spiral_config(n_experts: usize) -> Config {
     }
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> tinymoe::Error {
-    tinymoe::Error::Plot { path: path.to_path_buf(), problem: e.to_string() }
-}
-
 fn trained(t: &mut Tally) -> tinymoe::Result<()> {
     println!("\n== 5. A dense MoE on the three spirals (300 points per arm to train, 200 to test)");
     let train = spirals(300, 3, 1.25, 0.2, 1);
@@ -494,8 +490,7 @@ fn trained(t: &mut Tally) -> tinymoe::Result<()> {
         (h / 3f64.ln() - e.specialisation).abs() < 1e-12,
     );
 
-    std::fs::create_dir_all(OUT_DIR).map_err(|err| plot_err(Path::new(OUT_DIR), err))?;
-    let path = PathBuf::from(OUT_DIR).join("ch08_routing_heatmap.png");
+    let path = figures::path("ch08_routing_heatmap.png")?;
     routing_heatmap(
         &path,
         e.class_expert.mean_gate.view(),
@@ -504,7 +499,7 @@ fn trained(t: &mut Tally) -> tinymoe::Result<()> {
         "spirals, dense MoE: mean gate",
         "spiral arm (class)",
     )?;
-    println!("wrote {}", path.display());
+    println!("wrote {}", figures::shown(&path));
 
     // Which expert has the largest gate, everywhere on the plane; the test points on top.
     let (cells, lo, hi) = (160, -1.15, 1.15);
@@ -518,7 +513,7 @@ fn trained(t: &mut Tally) -> tinymoe::Result<()> {
     // Class k is drawn in palette colour k + 4, so points never share a colour with a region.
     let points: Vec<(f64, f64, usize)> =
         test.x.rows().into_iter().zip(&test.y).map(|(p, &c)| (p[0] as f64, p[1] as f64, c + 4)).collect();
-    let path = PathBuf::from(OUT_DIR).join("ch08_router_regions.png");
+    let path = figures::path("ch08_router_regions.png")?;
     let names = experts.clone();
     region_map(
         &path,
@@ -531,6 +526,6 @@ fn trained(t: &mut Tally) -> tinymoe::Result<()> {
             points: &points,
         },
     )?;
-    println!("wrote {}", path.display());
+    println!("wrote {}", figures::shown(&path));
     Ok(())
 }

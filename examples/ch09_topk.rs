@@ -11,13 +11,15 @@
 //! 3. Sparse dispatch: gather → run each expert once on its rows → scatter; `Stats` shows an
 //!    unchosen expert doing no work, and top-k with k = E equals dense.
 //! 4. Capacity factor: each expert's capacity ⌈c·k·m/E⌉ and the assignments dropped.
-//! 5. Router losses by hand: the Switch loss (α under uniform routing, α·N under collapse),
-//!    the z-loss, and the two entropy regularisers with the sign of each, shown by descending
-//!    each alone on free logits; gradient checks of all four.
+//! 5. Router losses by hand: the Switch loss (α under uniform routing, α·N under collapse,
+//!    0.9α with an expert starved: α is not its minimum), the z-loss, and the two entropy
+//!    regularisers with the sign of each, shown by descending each alone on free logits;
+//!    gradient checks of all four.
 //! 6. Collapse and its cure: E6 (4 experts 20 → 64 → 32 → 3, top-2, 20-d sentiment features)
 //!    trained twice from one seed, without and with the Switch loss, first at E6's own
 //!    settings, then with the one setting changed that makes it collapse; utilisation over
-//!    training and class × expert heatmaps as PNGs.
+//!    training and class × expert heatmaps as PNGs (in notebooks-md/figures/, or
+//!    `$TINYMOE_FIGURES_DIR`).
 //!
 //! `--seeds` adds a table of seeds 42, 1 and 2 for each setting (about 10 s more).
 //!
@@ -25,7 +27,6 @@
 //! Run: `cargo run --release --example ch09_topk`
 
 use ndarray::{array, Array1, Array2, ArrayView2, Axis};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tinymoe::data::corpora;
 use tinymoe::data::Dataset;
@@ -44,12 +45,13 @@ use tinymoe::moe::routing::{self, Gating, Intervention, Strategy};
 use tinymoe::plot::heatmap::{heatmap_grid, Heatmap};
 use tinymoe::plot::line::{line_chart, Series};
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/tally.rs"]
 mod tally;
 use tally::{Tally, TOL};
 
 const EPS: f64 = 1e-5;
-const OUT_DIR: &str = "target/examples-out";
 
 fn main() {
     let seeds = std::env::args().any(|a| a == "--seeds");
@@ -372,6 +374,30 @@ fn router_losses(t: &mut Tally) {
         "Switch, dense routing (every row to every expert, f = ¼ whatever P): {dense_loss:.4} = α, max |dz| = {:.0e}",
         dz_dense.iter().fold(0.0f64, |m, v| m.max(v.abs()))
     );
+    // α is not the minimum: N = 3, top-1, half the rows p = (0.45, 0.15, 0.40), half
+    // (0.15, 0.45, 0.40). Every row's argmax is expert 0 or 1, so f = (½, ½, 0) and expert 2
+    // gets no token, yet it holds the most probability: P = (0.3, 0.3, 0.4).
+    let p_rows = Array2::from_shape_fn((8, 3), |(r, e)| match (r % 2, e) {
+        (_, 2) => 0.40,
+        (0, 0) | (1, 1) => 0.45,
+        _ => 0.15,
+    });
+    let z_starved = p_rows.mapv(f64::ln); // softmax(ln p) = p
+    let top1 = Array2::from_shape_fn((8, 3), |(r, e)| f64::from(u8::from(e == r % 2)));
+    let (starved, _) = losses::switch_balance(z_starved.view(), top1.view(), None, alpha);
+    // L = α·(1 + N·Σᵢ (fᵢ − 1/N)·(Pᵢ − 1/N)): below α exactly when that sum is negative.
+    let deviations: f64 =
+        [(0.5, 0.3), (0.5, 0.3), (0.0, 0.4)].iter().map(|(f, p)| (f - 1.0 / 3.0) * (p - 1.0 / 3.0)).sum();
+    println!(
+        "Switch, one expert starved (N = 3, top-1): rows p = [0.45, 0.15, 0.40] and [0.15, 0.45, 0.40] → f = [½, ½, 0], P = [0.3, 0.3, 0.4]:\n  \
+         α·3·(½·0.3 + ½·0.3) = 0.9α = {:.4};  computed {starved:.4};  α·(1 + N·Σ (fᵢ − 1/N)(Pᵢ − 1/N)) = {:.4}",
+        0.9 * alpha,
+        alpha * (1.0 + 3.0 * deviations)
+    );
+    t.require(
+        "the Switch loss goes below α with an expert starved: α is not its minimum",
+        (starved - 0.9 * alpha).abs() < 1e-12 && (alpha * (1.0 + 3.0 * deviations) - starved).abs() < 1e-12,
+    );
 
     let beta = 1e-3;
     let (z0, _) = losses::z_loss(z.view(), None, beta);
@@ -521,10 +547,6 @@ fn print_pair(runs: &[mc::Eval; 2]) {
     row("specialisation index", &|e| format!("{:.3}", e.specialisation));
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> tinymoe::Error {
-    tinymoe::Error::Plot { path: path.to_path_buf(), problem: e.to_string() }
-}
-
 fn collapse(t: &mut Tally, seeds: bool) -> tinymoe::Result<()> {
     println!("\n== 6. Collapse and its cure: E6, 3,000 training rows of the 20-d sentiment features, 1,500 to test");
     println!("4 experts 20 → 64 → 32 → 3, top-2, Adam, batch {BATCH}, {EPOCHS} epochs, seed 42; each setting trained twice, α = 0 and α = {ALPHA}");
@@ -555,7 +577,6 @@ fn collapse(t: &mut Tally, seeds: bool) -> tinymoe::Result<()> {
     t.require("the 2-layer router collapses without balancing", min_load(final_of(1, 0)) < 0.1);
     t.require("the Switch loss revives the starved expert", min_load(final_of(1, 1)) > 2.0 * min_load(final_of(1, 0)));
 
-    std::fs::create_dir_all(OUT_DIR).map_err(|e| plot_err(Path::new(OUT_DIR), e))?;
     // Utilisation over training, one chart per run, on the same axes: the lines at 0, ¼ and
     // ½ are unused, uniform, and the most one expert can take under top-2.
     for (run, label, file) in
@@ -572,10 +593,10 @@ fn collapse(t: &mut Tally, seeds: bool) -> tinymoe::Result<()> {
         series.push(Series { name: "unused (0)", points: &zero });
         series.push(Series { name: "uniform (1/4)", points: &quarter });
         series.push(Series { name: "top-2 ceiling (1/2)", points: &half });
-        let path = PathBuf::from(OUT_DIR).join(file);
+        let path = figures::path(file)?;
         let title = format!("share of top-2 assignments, {label} (2-layer router, lr 3e-3)");
         line_chart(&path, &title, "epoch", "share of assignments (test set)", &series)?;
-        println!("wrote {}", path.display());
+        println!("wrote {}", figures::shown(&path));
     }
 
     // Class × expert mean gates, the four runs side by side on one colour scale.
@@ -597,9 +618,9 @@ fn collapse(t: &mut Tally, seeds: bool) -> tinymoe::Result<()> {
             ..Heatmap::new(title, m.view(), &classes, &experts)
         })
         .collect();
-    let path = PathBuf::from(OUT_DIR).join("ch09_heatmaps.png");
+    let path = figures::path("ch09_heatmaps.png")?;
     heatmap_grid(&path, "mean gate per sentiment and expert (test set)", &panels, 2)?;
-    println!("wrote {}", path.display());
+    println!("wrote {}", figures::shown(&path));
 
     if seeds {
         seed_table(&train, &test)?;

@@ -3,8 +3,9 @@
 //!
 //! Shows, in order:
 //! 1. Token-level vs sequence-level routing: the same small byte-level MoE LM trained both
-//!    ways on four synthetic domains; the domain × expert tables side by side (a PNG), the
-//!    specialisation index and each domain's share to its best-matching expert. Then why
+//!    ways on four synthetic domains; the domain × expert tables side by side (a PNG in
+//!    notebooks-md/figures/, or `$TINYMOE_FIGURES_DIR`), the specialisation index and each
+//!    domain's share to its best-matching expert. Then why
 //!    padding must stay out of the pooled mean: the router's input of a padded sequence
 //!    equals that of the same sequence unpadded, and forgetting the mask changes it.
 //! 2. Domain-classifier routing (E5): a classifier on the pooled shared output picks the
@@ -18,11 +19,13 @@
 //! Exits 1 if a fact the chapter states does not hold. Needs no downloaded data.
 //! Run: `cargo run --release --example ch10_routing`
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/tally.rs"]
 mod tally;
 
 use ndarray::{Array2, Axis};
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 use tally::Tally;
 use tinymoe::data::batch::{Batches, Sampling};
@@ -44,7 +47,6 @@ use tinymoe::moe::{router, steer};
 use tinymoe::plot::routing::routing_heatmap;
 use tinymoe::train::{self, MoeEval, MoeHistory, MoeTraining};
 
-const OUT_DIR: &str = "target/examples-out";
 const PAD: usize = 256;
 const SEED: u64 = 10;
 /// Predicted positions per sequence (bytes); longer samples are cut.
@@ -225,10 +227,20 @@ fn groups(names: &[String]) -> String {
     g.join(", ")
 }
 
+/// Prints the error and exits 1.
+fn fail(e: &tinymoe::Error) -> ! {
+    eprintln!("ch10: error: {e}");
+    std::process::exit(1);
+}
+
+/// The path of figure `name`, its folder created (or exit 1 naming the folder).
+fn figure(name: &str) -> PathBuf {
+    figures::path(name).unwrap_or_else(|e| fail(&e))
+}
+
 fn main() {
     let started = Instant::now();
     let mut tally = Tally::default();
-    std::fs::create_dir_all(OUT_DIR).expect("the output folder can be made");
     let domains = Domain::E2;
     let names: Vec<String> = domains.iter().map(|d| d.name().to_string()).collect();
     let train_set = Corpus::new(&domains, 0, TRAIN_PER_DOMAIN, SEED);
@@ -275,17 +287,17 @@ fn main() {
     let side_by_side = ndarray::concatenate(Axis(1), &[tables[0].view(), tables[1].view()]).expect("same rows");
     let cols: Vec<String> =
         ["tok", "seq"].iter().flat_map(|l| (0..4).map(move |e| format!("{l} {e}"))).collect::<Vec<_>>();
-    let png = format!("{OUT_DIR}/ch10_token_vs_sequence.png");
+    let png = figure("ch10_token_vs_sequence.png");
     routing_heatmap(
-        Path::new(&png),
+        &png,
         side_by_side.view(),
         &names,
         &cols,
         "top-expert share: token-level (left) vs sequence-level (right)",
         "domain",
     )
-    .expect("the heatmap is written");
-    println!("wrote {png}");
+    .unwrap_or_else(|e| fail(&e));
+    println!("wrote {}", figures::shown(&png));
     let seq_model = models.pop().expect("sequence-level model");
     let tok_model = models.pop().expect("token-level model");
 
@@ -432,18 +444,11 @@ fn main() {
         }
         tally.require("forcing sends every token to the expert", r.top_share.iter().all(|row| row[e] == 1.0));
     }
-    let png = format!("{OUT_DIR}/ch10_forced_expert_loss.png");
+    let png = figure("ch10_forced_expert_loss.png");
     let cols: Vec<String> = (0..4).map(|e| format!("forced {e}")).collect();
-    routing_heatmap(
-        Path::new(&png),
-        force_loss.view(),
-        &names,
-        &cols,
-        "validation loss when forced to one expert",
-        "domain",
-    )
-    .expect("the heatmap is written");
-    println!("wrote {png}");
+    routing_heatmap(&png, force_loss.view(), &names, &cols, "validation loss when forced to one expert", "domain")
+        .unwrap_or_else(|e| fail(&e));
+    println!("wrote {}", figures::shown(&png));
 
     println!("-- switch one expert off (the rest renormalise): Δ validation loss per domain");
     println!("   off           {}", names.iter().map(|n| format!("{n:>8}")).collect::<String>());

@@ -1,4 +1,5 @@
-//! Every chapter example runs, exits 0, and prints the lines its chapter promises.
+//! Every chapter example runs, exits 0, prints the lines its chapter promises, and draws
+//! exactly the figures committed in `notebooks-md/figures/`.
 //!
 //! The examples are binaries, so this test runs them as a learner would, from
 //! target/<profile>/examples/ next to this test's own target/<profile>/deps/. `cargo test`
@@ -9,12 +10,70 @@
 //!
 //! Gradient-check lines look like `ok     linear.dx   rel err 3.37e-10 at …`: every `ok` line
 //! must be at most 1e-6, every `caught` line (a deliberately broken gradient) above 1e-2.
-
+//!
+//! **Figures.** Each run writes its figures to a scratch folder (`TINYMOE_FIGURES_DIR`, see
+//! examples/common/figures.rs), and every figure `chNN_*.png` it draws must equal the
+//! committed `notebooks-md/figures/chNN_*.png`: the same bytes, or, where only the PNG encoding
+//! differs (another version of the encoder), the same pixels. A figure the example draws but
+//! that is not committed, or one committed that the example no longer draws, fails too. The
+//! comparison reuses the run the other checks make: no example runs twice.
+//!
+//! The examples are seeded and their sums run in a fixed order, so their figures are
+//! bit-identical from run to run and for any thread count, *on the same floating-point
+//! arithmetic*. Another GEMM micro-kernel (matrixmultiply picks one at run time from the CPU's
+//! features: FMA or not) or another libm rounds differently, and training amplifies it: built
+//! without FMA, five of the thirteen figures differ (chapter 10's token-level shares by up to
+//! 12 points). So the test first takes a fingerprint of this machine's arithmetic
+//! ([`arithmetic_fingerprint`]: a GEMM and the transcendental functions on fixed inputs). On
+//! the arithmetic the figures were made with ([`FIGURES_ARITHMETIC`]) every figure must be
+//! reproduced exactly; on another, only the names and sizes of the figures are checked, and
+//! the test says so on stderr.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The bar for a correct gradient, as in SPEC §1.
 const TOL: f64 = 1e-6;
+
+/// The variable that sends an example's figures elsewhere (examples/common/figures.rs).
+const FIGURES_ENV: &str = "TINYMOE_FIGURES_DIR";
+
+/// [`arithmetic_fingerprint`] of the machine the committed figures were made on (x86-64,
+/// matrixmultiply's AVX2 + FMA kernel, glibc's libm). Regenerating the figures on a machine
+/// with another fingerprint means setting this to that machine's value too (the notice
+/// printed there gives it).
+const FIGURES_ARITHMETIC: u32 = 0xbf8d_0580;
+
+/// A checksum of the floating-point results the examples' training depends on: f32 and f64
+/// matrix products through the engine (shapes that cross the GEMM's blocking), and exp, ln,
+/// tanh and powf on a few thousand values. The same on any thread count; different where the
+/// GEMM kernel or the math library rounds differently.
+fn arithmetic_fingerprint() -> u32 {
+    use tinymoe::engine::init;
+    use tinymoe::engine::ops::matmul::matmul;
+    let mut crc = crc32fast::Hasher::new();
+    let mut rng = init::rng(2024);
+    let (a, b): (ndarray::Array2<f32>, ndarray::Array2<f32>) =
+        (init::normal((97, 300), 1.0, &mut rng), init::normal((300, 61), 1.0, &mut rng));
+    for v in matmul(a.view(), b.view()) {
+        crc.update(&v.to_bits().to_le_bytes());
+    }
+    let (a, b): (ndarray::Array2<f64>, ndarray::Array2<f64>) =
+        (init::normal((45, 520), 1.0, &mut rng), init::normal((520, 33), 1.0, &mut rng));
+    for v in matmul(a.view(), b.view()) {
+        crc.update(&v.to_bits().to_le_bytes());
+    }
+    let xs: ndarray::Array1<f64> = init::uniform(4096, 20.0, &mut rng);
+    for &x in &xs {
+        let x32 = x as f32;
+        for v in [x32.exp(), x32.abs().ln(), x32.tanh(), x32.abs().powf(0.37)] {
+            crc.update(&v.to_bits().to_le_bytes());
+        }
+        for v in [x.exp(), x.abs().ln(), x.tanh(), x.abs().powf(0.37)] {
+            crc.update(&v.to_bits().to_le_bytes());
+        }
+    }
+    crc.finalize()
+}
 
 /// target/<profile>/examples/<name>, built (or found fresh) by cargo first.
 fn example_binary(name: &str) -> PathBuf {
@@ -42,9 +101,14 @@ fn example_binary(name: &str) -> PathBuf {
     bin
 }
 
-/// Runs example `name`, asserts it exits 0, and returns its stdout.
+/// Runs example `name` with its figures going to a fresh scratch folder, asserts it exits 0
+/// and that its figures are the committed ones, and returns its stdout.
 fn run(name: &str) -> String {
-    let out = Command::new(example_binary(name)).output().expect("the example starts");
+    let figures = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("figures").join(name);
+    if figures.exists() {
+        std::fs::remove_dir_all(&figures).unwrap_or_else(|e| panic!("{}: {e}", figures.display()));
+    }
+    let out = Command::new(example_binary(name)).env(FIGURES_ENV, &figures).output().expect("the example starts");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -52,7 +116,322 @@ fn run(name: &str) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks-md").join("figures");
+    let arithmetic = arithmetic_fingerprint();
+    let exact = arithmetic == FIGURES_ARITHMETIC;
+    let report = figures::compare(name, &figures, &committed);
+    if !report.problems.is_empty() || (exact && !report.differing.is_empty()) {
+        let all: Vec<&String> = report.problems.iter().chain(if exact { &report.differing[..] } else { &[] }).collect();
+        panic!(
+            "{name}: its figures are not the committed ones in notebooks-md/figures/:\n  {}\n\
+             If the change is intended, rerun `cargo run --release --example {name}` (it writes \
+             notebooks-md/figures/), look at the pictures and commit them.",
+            all.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("\n  ")
+        );
+    }
+    if !exact && report.compared > 0 {
+        eprintln!(
+            "note: {name}: this machine's floating-point arithmetic (fingerprint {arithmetic:#010x}) is not the one \
+             the committed figures were made with ({FIGURES_ARITHMETIC:#010x}), so of its {} figures only the names \
+             and sizes were checked; {} differ in pixels here",
+            report.compared,
+            report.differing.len()
+        );
+    }
     stdout
+}
+
+/// The figures an example drew, compared with the committed ones.
+mod figures {
+    use std::io::Read as _;
+    use std::path::Path;
+
+    /// The PNG signature.
+    const SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
+
+    /// The files in `dir` whose names start with `prefix`, sorted (none if `dir` is missing).
+    fn named(dir: &Path, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// What [`compare`] found.
+    #[derive(Debug, Default, PartialEq)]
+    pub struct Report {
+        /// Wrong in any arithmetic: a figure missing, extra, misnamed, unreadable or of another size.
+        pub problems: Vec<String>,
+        /// Figures of the same size whose pixels differ.
+        pub differing: Vec<String>,
+        /// Figures drawn and committed under the same name.
+        pub compared: usize,
+    }
+
+    /// The figures example `name` drew into `drawn`, against those of its chapter (`chNN_*`)
+    /// in `committed`.
+    pub fn compare(name: &str, drawn: &Path, committed: &Path) -> Report {
+        let chapter = name.split('_').next().expect("examples are named chNN_topic");
+        let prefix = format!("{chapter}_");
+        let (ours, theirs) = (named(drawn, ""), named(committed, &prefix));
+        let mut report = Report::default();
+        for n in &ours {
+            if !n.starts_with(&prefix) {
+                report.problems.push(format!("{n}: a figure of {name} should be named {prefix}…"));
+            } else if !theirs.contains(n) {
+                report.problems.push(format!("{n}: drawn by the example, but not committed"));
+            } else {
+                let read = |dir: &Path| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+                report.compared += 1;
+                match difference(&read(drawn), &read(committed)) {
+                    None => {}
+                    Some(Difference::Pixels(why)) => {
+                        report.differing.push(format!("{n} differs from the committed figure: {why}"))
+                    }
+                    Some(Difference::Shape(why)) => {
+                        report.problems.push(format!("{n} differs from the committed figure: {why}"))
+                    }
+                }
+            }
+        }
+        for n in theirs.iter().filter(|n| !ours.contains(n)) {
+            report.problems.push(format!("{n}: committed, but the example no longer draws it (delete it?)"));
+        }
+        report
+    }
+
+    /// How two pictures differ.
+    #[derive(Debug, PartialEq)]
+    pub enum Difference {
+        /// Not both readable PNGs, or not the same size.
+        Shape(String),
+        /// The same size, some pixels differ.
+        Pixels(String),
+    }
+
+    /// None if `a` and `b` are the same picture: the same bytes, or PNGs with the same pixels.
+    pub fn difference(a: &[u8], b: &[u8]) -> Option<Difference> {
+        if a == b {
+            return None;
+        }
+        let (Some(pa), Some(pb)) = (decode(a), decode(b)) else {
+            return Some(Difference::Shape(format!(
+                "{} bytes vs {} committed, and not both PNGs this test can read",
+                a.len(),
+                b.len()
+            )));
+        };
+        if (pa.width, pa.height) != (pb.width, pb.height) {
+            return Some(Difference::Shape(format!(
+                "{}×{} pixels vs {}×{} committed",
+                pa.width, pa.height, pb.width, pb.height
+            )));
+        }
+        let differing: Vec<usize> = (0..pa.rgba.len()).filter(|&i| pa.rgba[i] != pb.rgba[i]).collect();
+        let &first = differing.first()?;
+        let (xs, ys): (Vec<usize>, Vec<usize>) = differing.iter().map(|&i| (i % pa.width, i / pa.width)).unzip();
+        let range = |v: &[usize]| (v.iter().min().copied().unwrap_or(0), v.iter().max().copied().unwrap_or(0));
+        let ((x0, x1), (y0, y1)) = (range(&xs), range(&ys));
+        Some(Difference::Pixels(format!(
+            "{} of {} pixels differ, within x {x0}..={x1}, y {y0}..={y1} (first at ({}, {}))",
+            differing.len(),
+            pa.rgba.len(),
+            first % pa.width,
+            first / pa.width
+        )))
+    }
+
+    /// A decoded picture: one RGBA value per pixel, row by row.
+    pub struct Pixels {
+        pub width: usize,
+        pub height: usize,
+        pub rgba: Vec<[u8; 4]>,
+    }
+
+    /// Decodes an 8-bit, non-interlaced PNG (grey, grey + alpha, RGB, RGBA or palette), the
+    /// kinds a plotting library writes; None for anything else or a damaged file.
+    pub fn decode(png: &[u8]) -> Option<Pixels> {
+        let mut rest = png.strip_prefix(SIGNATURE)?;
+        let (mut header, mut palette, mut data) = (None, Vec::new(), Vec::new());
+        while rest.len() >= 12 {
+            let len = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
+            let kind = &rest[4..8];
+            let body = rest.get(8..8 + len)?;
+            match kind {
+                b"IHDR" => header = Some(body.to_vec()),
+                b"PLTE" => palette = body.chunks(3).filter(|c| c.len() == 3).map(|c| [c[0], c[1], c[2], 255]).collect(),
+                b"IDAT" => data.extend_from_slice(body),
+                b"IEND" => break,
+                _ => {}
+            }
+            rest = rest.get(8 + len + 4..)?;
+        }
+        let h = header.filter(|h| h.len() == 13)?;
+        let be = |i: usize| u32::from_be_bytes(h[i..i + 4].try_into().expect("4 bytes")) as usize;
+        let (width, height, depth, colour, interlace) = (be(0), be(4), h[8], h[9], h[12]);
+        let channels = match colour {
+            0 | 3 => 1,
+            2 => 3,
+            4 => 2,
+            6 => 4,
+            _ => return None,
+        };
+        if depth != 8 || interlace != 0 || width == 0 {
+            return None;
+        }
+        let mut raw = Vec::new();
+        flate2::read::ZlibDecoder::new(&data[..]).read_to_end(&mut raw).ok()?;
+        let stride = width * channels;
+        if raw.len() != height * (stride + 1) {
+            return None;
+        }
+        // Undo each row's filter (PNG spec §9): a = left, b = up, c = up-left.
+        let mut pixels = vec![0u8; height * stride];
+        for y in 0..height {
+            let filter = raw[y * (stride + 1)];
+            let line = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
+            for x in 0..stride {
+                let a = if x >= channels { pixels[y * stride + x - channels] } else { 0 };
+                let b = if y > 0 { pixels[(y - 1) * stride + x] } else { 0 };
+                let c = if x >= channels && y > 0 { pixels[(y - 1) * stride + x - channels] } else { 0 };
+                let predicted = match filter {
+                    0 => 0,
+                    1 => a,
+                    2 => b,
+                    3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                    4 => paeth(a, b, c),
+                    _ => return None,
+                };
+                pixels[y * stride + x] = line[x].wrapping_add(predicted);
+            }
+        }
+        let rgba = pixels
+            .chunks(channels)
+            .map(|p| match colour {
+                0 => Some([p[0], p[0], p[0], 255]),
+                2 => Some([p[0], p[1], p[2], 255]),
+                3 => palette.get(usize::from(p[0])).copied(),
+                4 => Some([p[0], p[0], p[0], p[1]]),
+                _ => Some([p[0], p[1], p[2], p[3]]),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Pixels { width, height, rgba })
+    }
+
+    /// The Paeth predictor: whichever of left, up and up-left is closest to left + up − up-left.
+    fn paeth(a: u8, b: u8, c: u8) -> u8 {
+        let p = i16::from(a) + i16::from(b) - i16::from(c);
+        let (pa, pb, pc) = ((p - i16::from(a)).abs(), (p - i16::from(b)).abs(), (p - i16::from(c)).abs());
+        if pa <= pb && pa <= pc {
+            a
+        } else if pb <= pc {
+            b
+        } else {
+            c
+        }
+    }
+
+    /// `p` as an RGBA PNG with every row unfiltered, compressed at `level`: the same picture
+    /// in other bytes than the examples' encoder writes.
+    pub fn encode(p: &Pixels, level: u32) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut raw = Vec::with_capacity(p.height * (1 + 4 * p.width));
+        for row in p.rgba.chunks(p.width) {
+            raw.push(0);
+            raw.extend(row.iter().flatten());
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+        z.write_all(&raw).expect("compressing in memory");
+        let mut ihdr = Vec::new();
+        ihdr.extend((p.width as u32).to_be_bytes());
+        ihdr.extend((p.height as u32).to_be_bytes());
+        ihdr.extend([8, 6, 0, 0, 0]);
+        let mut png = SIGNATURE.to_vec();
+        for (kind, body) in [(b"IHDR", ihdr), (b"IDAT", z.finish().expect("compressing")), (b"IEND", Vec::new())] {
+            png.extend((body.len() as u32).to_be_bytes());
+            png.extend(kind);
+            png.extend(&body);
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(kind);
+            crc.update(&body);
+            png.extend(crc.finalize().to_be_bytes());
+        }
+        png
+    }
+}
+
+#[test]
+fn the_arithmetic_fingerprint_does_not_depend_on_the_thread_count() {
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+        pool.install(arithmetic_fingerprint)
+    };
+    let one = on(1);
+    assert_eq!(on(4), one, "the fingerprint must not depend on the thread count, or the figure check would flap");
+    // For whoever regenerates the figures on another machine (`--nocapture` shows it).
+    eprintln!("this machine's arithmetic fingerprint: {one:#010x} (the figures': {FIGURES_ARITHMETIC:#010x})");
+}
+
+#[test]
+fn a_figure_with_other_bytes_but_the_same_pixels_matches_and_one_changed_pixel_does_not() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks-md/figures/ch08_routing_heatmap.png");
+    let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let pixels = figures::decode(&committed).expect("the committed figure decodes");
+    assert!(pixels.width > 100 && pixels.height > 100, "{}×{}", pixels.width, pixels.height);
+    assert_eq!(pixels.rgba[0], [255, 255, 255, 255], "the corner of a figure is its white background");
+    assert!(pixels.rgba.iter().any(|&p| p != pixels.rgba[0]), "a figure is not blank");
+
+    let same = figures::encode(&pixels, 1);
+    assert_ne!(same, committed, "re-encoded, the bytes differ");
+    assert_eq!(figures::difference(&same, &committed), None, "but the pixels are the same");
+
+    let mut changed = figures::Pixels { rgba: pixels.rgba.clone(), ..pixels };
+    let (x, y) = (37, 21);
+    changed.rgba[y * changed.width + x] = [1, 2, 3, 255];
+    match figures::difference(&figures::encode(&changed, 6), &committed) {
+        Some(figures::Difference::Pixels(why)) => {
+            assert!(why.starts_with("1 of ") && why.contains("(first at (37, 21))"), "{why}")
+        }
+        other => panic!("one pixel differs, not {other:?}"),
+    }
+    assert!(matches!(figures::difference(b"not a png", &committed), Some(figures::Difference::Shape(_))));
+    let smaller =
+        figures::Pixels { width: changed.width - 1, rgba: changed.rgba[changed.height..].to_vec(), ..changed };
+    match figures::difference(&figures::encode(&smaller, 6), &committed) {
+        Some(figures::Difference::Shape(why)) => assert!(why.contains(" pixels vs "), "{why}"),
+        other => panic!("another size, not {other:?}"),
+    }
+
+    // What an example's run is checked for: a missing, an extra and a changed figure.
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("figures-compare-{}", std::process::id()));
+    let (drawn, committed_dir) = (scratch.join("drawn"), scratch.join("committed"));
+    for dir in [&drawn, &committed_dir] {
+        std::fs::create_dir_all(dir).expect("a scratch folder");
+    }
+    std::fs::write(drawn.join("ch08_same.png"), &same).expect("write");
+    std::fs::write(committed_dir.join("ch08_same.png"), &committed).expect("write");
+    assert_eq!(
+        figures::compare("ch08_moe", &drawn, &committed_dir),
+        figures::Report { compared: 1, ..figures::Report::default() }
+    );
+    std::fs::write(drawn.join("ch08_new.png"), &same).expect("write");
+    std::fs::write(committed_dir.join("ch08_gone.png"), &committed).expect("write");
+    std::fs::write(committed_dir.join("ch09_other.png"), &committed).expect("write");
+    std::fs::write(drawn.join("ch08_same.png"), figures::encode(&changed, 6)).expect("write");
+    let report = figures::compare("ch08_moe", &drawn, &committed_dir);
+    assert_eq!(report.problems.len(), 2, "{report:#?}");
+    assert!(report.problems[0].starts_with("ch08_new.png: drawn by the example, but not committed"), "{report:#?}");
+    assert!(
+        report.problems[1].starts_with("ch08_gone.png: committed, but the example no longer draws it"),
+        "{report:#?}"
+    );
+    assert_eq!(report.differing.len(), 1, "{report:#?}");
+    assert!(report.differing[0].starts_with("ch08_same.png differs from the committed figure: 1 of "), "{report:#?}");
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 /// The number after "rel err " on a report line.

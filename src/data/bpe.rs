@@ -435,4 +435,11 @@ impl Tokenizer for Bpe {
             None => format!("<{id}?>"),
         }
     }
+
+    /// 10: ids 0–255 are the bytes, and a byte alone is never merged. (With `Split::None` a
+    /// line break inside the text may be merged with its neighbours; this is the id of `"\n"`
+    /// alone.)
+    fn newline_id(&self) -> Option<usize> {
+        Some(usize::from(b'\n'))
+    }
 }

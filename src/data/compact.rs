@@ -201,6 +201,12 @@ impl Tokenizer for Compact {
         Some(Compact::PAD)
     }
 
+    /// The inner tokeniser's newline id, renumbered; `None` if the corpus had no line break
+    /// (it would encode as `UNKNOWN`).
+    fn newline_id(&self) -> Option<usize> {
+        self.inner.newline_id().map(|id| self.from_inner(id)).filter(|&id| id != Compact::UNKNOWN)
+    }
+
     fn token_text(&self, id: usize) -> String {
         match (id, self.to_inner(id)) {
             (Compact::UNKNOWN, _) => "<unk>".into(),

@@ -41,6 +41,8 @@ impl Gpt2 {
     pub const END_OF_TEXT: usize = 50256;
     /// 50,000 merges + 256 bytes + `<|endoftext|>`.
     pub const VOCAB_SIZE: usize = 50257;
+    /// The id of `"\n"`. (GPT-2's byte ids are not the bytes: its id 10 is `+`.)
+    pub const NEWLINE: usize = 198;
 
     /// The tokeniser (the first call parses the compiled-in ranks; later calls share them).
     pub fn new() -> Gpt2 {
@@ -91,5 +93,9 @@ impl Tokenizer for Gpt2 {
             Some(piece) => show_bytes(&piece),
             None => format!("<{id}?>"),
         }
+    }
+
+    fn newline_id(&self) -> Option<usize> {
+        Some(Gpt2::NEWLINE)
     }
 }
