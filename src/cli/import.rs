@@ -140,6 +140,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    // Neither input may be written over (`--out` the safetensors file itself).
+    crate::io::refuse_overwrite(&[&a.weights, &a.into], &a.out)?;
     // The file's framing first: a junk file is an error naming it before any checkpoint is read.
     let file_meta = read_metadata(&a.weights)?;
     let weights_crc32 = crc32fast::hash(&std::fs::read(&a.weights).map_err(|e| Error::io(&a.weights, e))?);
