@@ -37,6 +37,10 @@ pub const STD: f32 = 0.3081;
 /// MNIST images are 28×28.
 pub const SIDE: usize = 28;
 
+/// The most bytes an IDX file may unpack to: 1 GiB (MNIST's largest is 47 MB). A gzip stream
+/// can expand a thousandfold, so the bound is enforced while unpacking, not after.
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -160,10 +164,17 @@ fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(MAX_IDX_BYTES as usize));
     flate2::read::MultiGzDecoder::new(&bytes[..])
+        .take(MAX_IDX_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::BadFile { path: path.to_path_buf(), problem: format!("corrupt gzip data: {e}") })?;
+    if out.len() as u64 > MAX_IDX_BYTES {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            problem: format!("unpacks to more than {MAX_IDX_BYTES} bytes, the most an IDX file may have"),
+        });
+    }
     Ok(out)
 }
 
