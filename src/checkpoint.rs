@@ -170,7 +170,9 @@ pub fn load<M: DeserializeOwned + Tensors<f32> + Validate>(path: &Path, kind: &s
         .deserialize(&payload)
         .map_err(|e| bad(path, format!("the weights do not decode: {e}")))?;
     check_listed(path, &header, &payload, &model)?;
-    model.validate(crate::io::machine_memory()).map_err(|e| bad(path, format!("its model config is not valid: {e}")))?;
+    model
+        .validate(crate::io::machine_memory())
+        .map_err(|e| bad(path, format!("its model config is not valid: {e}")))?;
     Ok((header, model))
 }
 
@@ -308,8 +310,9 @@ pub fn read_tensors(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Header,
         let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
         // A shape with a 0 holds no values however large its other dimensions; ndarray still
         // refuses one whose other dimensions overflow, so that is an error too, not a panic.
-        let t = ArrayD::from_shape_vec(IxDyn(&info.shape), values)
-            .map_err(|e| bad(path, format!("the header gives tensor {name} the impossible shape {:?}: {e}", info.shape)))?;
+        let t = ArrayD::from_shape_vec(IxDyn(&info.shape), values).map_err(|e| {
+            bad(path, format!("the header gives tensor {name} the impossible shape {:?}: {e}", info.shape))
+        })?;
         out.push((name.clone(), t));
     }
     Ok((header, NamedTensors(out)))

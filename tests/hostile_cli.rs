@@ -35,13 +35,16 @@ fn forged_lm(dir: &Path, name: &str, change: impl Fn(&mut lm::Params<f32>)) -> P
     path
 }
 
+/// An edit of a model before saving it.
+type Change = Box<dyn Fn(&mut lm::Params<f32>)>;
+
 #[test]
 fn generate_and_attention_refuse_forged_checkpoints_instead_of_panicking() {
     let dir = tmp_dir("forged");
     let good = forged_lm(&dir, "good.ckpt", |_| {});
     let o = tinymoe(&["generate", "--model", s(&good), "--prompt", "ab", "--tokens", "20", "--greedy"]);
     assert!(o.status.success(), "{}", common::cli::stderr(&o));
-    let cases: Vec<(&str, Box<dyn Fn(&mut lm::Params<f32>)>, &str)> = vec![
+    let cases: Vec<(&str, Change, &str)> = vec![
         ("seq0.ckpt", Box::new(|m| m.config.max_seq = 0), "max_seq = 0: must be 1..="),
         ("seq1000.ckpt", Box::new(|m| m.config.max_seq = 1000), "the config (max_seq, d_model) needs [1000, 8]"),
         ("seq_huge.ckpt", Box::new(|m| m.config.max_seq = 1 << 62), "max_seq = 4611686018427387904: must be 1..="),
@@ -108,7 +111,16 @@ fn layer_never_writes_over_its_inputs() {
     let o = tinymoe(&["layer", "relu", "--input", s(&dir.join("dx.npy")), "--out", s(&dir)]);
     assert_clean_error(&o, &["dx.npy", "would overwrite the input"]);
     // --dy D/y.npy --out D: y.npy would be replaced by the output.
-    let o = tinymoe(&["layer", "relu", "--input", s(&dir.join("dx.npy")), "--dy", s(&dir.join("y.npy")), "--out", s(&dir.join("sub").join(".."))]);
+    let o = tinymoe(&[
+        "layer",
+        "relu",
+        "--input",
+        s(&dir.join("dx.npy")),
+        "--dy",
+        s(&dir.join("y.npy")),
+        "--out",
+        s(&dir.join("sub").join("..")),
+    ]);
     assert_clean_error(&o, &["y.npy", "would overwrite the input"]);
     assert_eq!(snapshot(&dir), before, "every input is unchanged");
     // Another folder is fine.

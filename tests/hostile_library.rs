@@ -34,6 +34,9 @@ use tinymoe::Error;
 
 const GIB: u64 = 1 << 30;
 
+/// An edit of a config before saving it.
+type Change<C> = Box<dyn Fn(&mut C)>;
+
 /// Cases per fuzz test: `TINYMOE_FUZZ_CASES`, else `default`.
 fn cases(default: u32) -> u32 {
     std::env::var("TINYMOE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -110,7 +113,7 @@ where
 #[test]
 fn a_forged_language_model_config_is_refused_naming_the_value() {
     let dir = scratch("forged-lm");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>, &[&str])> = vec![
+    let cases: Vec<(&str, Change<Config>, &[&str])> = vec![
         ("max_seq0.ckpt", Box::new(|c| c.max_seq = 0), &["max_seq = 0", "must be 1..="]),
         ("max_seq1000.ckpt", Box::new(|c| c.max_seq = 1000), &["embed.pos", "[6, 8]", "[1000, 8]"]),
         ("max_seq_huge.ckpt", Box::new(|c| c.max_seq = 1 << 62), &["max_seq = 4611686018427387904", "must be 1..="]),
@@ -166,7 +169,7 @@ fn a_forged_moe_lm_and_classifier_are_refused() {
     let fresh = || moe_lm::init::<f32>(moe_config(), &mut common::rng(5));
     let m = fresh();
     assert!(m.validate(64 * GIB).is_ok(), "{:?}", m.validate(64 * GIB));
-    let cases: Vec<(&str, Box<dyn Fn(&mut moe_lm::Config)>, &str)> = vec![
+    let cases: Vec<(&str, Change<moe_lm::Config>, &str)> = vec![
         ("experts.ckpt", Box::new(|c| c.n_experts = 1_000_000_000), "n_experts = 1000000000"),
         ("experts4.ckpt", Box::new(|c| c.n_experts = 4), "moe.router.net.layers.0.w"),
         ("hidden.ckpt", Box::new(|c| c.expert = ExpertKind::Mlp { hidden: 13 }), "moe.experts.0.mlp.layers.0.w"),
@@ -208,7 +211,15 @@ fn sizes_no_machine_has_are_refused_with_the_limit() {
         Config { d_ff: 1_000_000_000, ..lm_config() },
         Config { n_layers: 1_000_000_000, ..lm_config() },
         Config { max_seq: usize::MAX, ..lm_config() },
-        Config { vocab: 50_257, d_model: 16_384, n_heads: 16, d_ff: 65_536, n_layers: 96, max_seq: 2048, ..lm_config() },
+        Config {
+            vocab: 50_257,
+            d_model: 16_384,
+            n_heads: 16,
+            d_ff: 65_536,
+            n_layers: 96,
+            max_seq: 2048,
+            ..lm_config()
+        },
     ];
     for c in huge {
         let msg = c.check_fits(32, true, 24 * GIB).unwrap_err().to_string();
@@ -234,7 +245,11 @@ fn sizes_no_machine_has_are_refused_with_the_limit() {
     assert!(msg.contains("more than this machine's 1.0 GiB of memory"), "{msg}");
 
     let moe = moe_lm::Config { n_experts: 1_000_000_000, ..moe_config() };
-    assert!(moe.check_fits(8, true, 24 * GIB).unwrap_err().to_string().contains("n_experts = 1000000000: must be 1..="));
+    assert!(moe
+        .check_fits(8, true, 24 * GIB)
+        .unwrap_err()
+        .to_string()
+        .contains("n_experts = 1000000000: must be 1..="));
     let moe = moe_lm::Config { n_experts: 4000, expert: ExpertKind::Mlp { hidden: 100_000 }, ..moe_config() };
     assert!(moe.check_fits(8, true, 24 * GIB).unwrap_err().to_string().contains("more than this machine's"));
 
@@ -321,7 +336,11 @@ fn a_bpe_whose_merges_double_a_piece_46_times_is_refused_at_once() {
     let ids = bpe.encode(&text);
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_eq!(bpe.decode(&ids), text);
-    assert!(Bpe::from_merges((0..46).map(|k| if k == 0 { (97, 97) } else { (255 + k, 255 + k) }).collect(), tinymoe::data::bpe::Split::None).is_err());
+    assert!(Bpe::from_merges(
+        (0..46).map(|k| if k == 0 { (97, 97) } else { (255 + k, 255 + k) }).collect(),
+        tinymoe::data::bpe::Split::None
+    )
+    .is_err());
 }
 
 #[test]
@@ -445,7 +464,8 @@ fn exercise_lm(m: &lm::Params<f32>) {
     assert_eq!(logits.shape(), &[1, seq, m.config.vocab]);
     let prompt: Vec<usize> = (0..seq).map(|t| t % m.config.vocab).collect();
     for decode in [Decode::KvCache, Decode::Recompute] {
-        let new = generate::generate(m, &prompt, 2 * m.config.max_seq + 1, Sampling::GREEDY, decode, &mut common::rng(1));
+        let new =
+            generate::generate(m, &prompt, 2 * m.config.max_seq + 1, Sampling::GREEDY, decode, &mut common::rng(1));
         assert!(new.iter().all(|&t| t < m.config.vocab));
     }
 }

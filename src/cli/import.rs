@@ -14,7 +14,7 @@
 //! data position belonged to the old weights, so NEW.ckpt holds weights only and cannot be
 //! `--resume`d (the meta's `training` entry goes too, so `tinymoe inspect` says so).
 
-use crate::checkpoint::{self, Header, Trained};
+use crate::checkpoint::{self, Header, Trained, Validate};
 use crate::cli::inspect::load_lm;
 use crate::cli::{lm, moe, train};
 use crate::engine::params::Tensors;
@@ -84,6 +84,17 @@ impl Typed {
             Typed::Lm(t) => t.as_mut(),
             Typed::MoeLm(t) => t.as_mut(),
             Typed::Classifier(t) => t.as_mut(),
+        }
+    }
+
+    /// The model's config against itself, its tensors and this machine's memory (as loading
+    /// checked it: the import may only change values, and this says so if it did more).
+    fn validate(&self) -> crate::Result<()> {
+        let memory = crate::io::machine_memory();
+        match self {
+            Typed::Lm(t) => t.validate(memory),
+            Typed::MoeLm(t) => t.validate(memory),
+            Typed::Classifier(t) => t.validate(memory),
         }
     }
 
@@ -185,6 +196,12 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         }
         .into());
     }
+    drop(tensors);
+    typed.validate().map_err(|e| Error::BadFile {
+        path: a.weights.clone(),
+        problem: format!("the imported model is not valid: {e}"),
+    })?;
+    let tensors = typed.tensors().tensors();
     let changed: Vec<String> = tensors
         .iter()
         .zip(&before)

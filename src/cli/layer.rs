@@ -149,8 +149,11 @@ pub fn layer(a: LayerArgs) -> anyhow::Result<()> {
     };
     let outputs = layer_check::run(&a.name, req)?;
     // Every file is read; none of them may be written over (`--input D/dx.npy --out D`).
-    let inputs: Vec<&Path> =
-        [&a.input, &a.mask, &a.targets, &a.dy, &a.params, &a.grads, &a.state].into_iter().flatten().map(|p| p.as_path()).collect();
+    let inputs: Vec<&Path> = [&a.input, &a.mask, &a.targets, &a.dy, &a.params, &a.grads, &a.state]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
     let files: Vec<String> = outputs.0.iter().map(|(name, _)| format!("{name}.npy")).collect();
     let names: Vec<&str> = files.iter().map(String::as_str).collect();
     crate::io::refuse_overwrite_in(&inputs, &out_dir, &names)?;

@@ -162,8 +162,7 @@ fn compact(a: CompactArgs) -> anyhow::Result<()> {
             Error::bad_value("tokenizer", &a.tokenizer, "is already compact; give the tokeniser underneath").into()
         );
     }
-    let inputs: Vec<&Path> =
-        a.text.iter().map(PathBuf::as_path).chain(tokenizer::spec_file(&a.tokenizer)).collect();
+    let inputs: Vec<&Path> = a.text.iter().map(PathBuf::as_path).chain(tokenizer::spec_file(&a.tokenizer)).collect();
     crate::io::refuse_overwrite(&inputs, &a.out)?;
     let inner = tokenizer::from_spec(&a.tokenizer)?;
     let (text, source) = read_text(&a.text)?;

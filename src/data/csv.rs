@@ -57,7 +57,9 @@ pub fn load(path: &Path) -> Result<Dataset> {
         if label >= MAX_CLASSES {
             return Err(malformed(
                 line_no,
-                format!("label {label} is too large: class numbers must be 0..{MAX_CLASSES} (one model output per class)"),
+                format!(
+                    "label {label} is too large: class numbers must be 0..{MAX_CLASSES} (one model output per class)"
+                ),
             ));
         }
         labels.push(label);

@@ -127,11 +127,17 @@ pub fn declared(bytes: &[u8]) -> Option<std::result::Result<Declared, String>> {
     for d in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         dims.push(d.trim_end_matches('L').parse::<usize>().ok()?);
     }
-    let digits: String = descr.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+    let digits: String =
+        descr.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
     let n: u128 = digits.parse().unwrap_or(1);
     let item = if descr.trim_start_matches(['<', '>', '|', '=']).starts_with('U') { 4 * n } else { n };
     let elements = dims.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
-    Some(Ok(Declared { descr, shape: dims, data_offset: start + len, data_bytes: elements.saturating_mul(item.max(1)) }))
+    Some(Ok(Declared {
+        descr,
+        shape: dims,
+        data_offset: start + len,
+        data_bytes: elements.saturating_mul(item.max(1)),
+    }))
 }
 
 /// The text after `'key':` in a Python dict literal.

@@ -107,7 +107,11 @@ fn shape(name: &str, found: &[usize], want: &[usize], why: &str) -> Result<()> {
 
 fn count(name: &str, found: usize, want: usize, why: &str) -> Result<()> {
     if found != want {
-        return Err(Error::bad_value(name, found, &format!("the tensors hold {found}, the config says {why} = {want}")));
+        return Err(Error::bad_value(
+            name,
+            found,
+            &format!("the tensors hold {found}, the config says {why} = {want}"),
+        ));
     }
     Ok(())
 }
@@ -395,7 +399,14 @@ impl moe_lm::Config {
     }
 }
 
-fn router_shape(name: &str, p: &router::Params<f32>, d: usize, hidden: Option<usize>, e: usize, noisy: bool) -> Result<()> {
+fn router_shape(
+    name: &str,
+    p: &router::Params<f32>,
+    d: usize,
+    hidden: Option<usize>,
+    e: usize,
+    noisy: bool,
+) -> Result<()> {
     let sizes = match hidden {
         Some(h) => vec![d, h, e],
         None => vec![d, e],
@@ -602,7 +613,10 @@ impl Validate for moe_classifier::Params<f32> {
         c.validate()?;
         let moe = Some((c.n_experts, &[][..]));
         ClassifierSizes { d_in: c.d_in, hidden: &c.hidden, classes: c.classes, moe }.check_fits(1, false, memory)?;
-        layer_config(&self.moe.config, &layer::Config { level: layer::Level::Token, gating: c.gating, passthrough: false })?;
+        layer_config(
+            &self.moe.config,
+            &layer::Config { level: layer::Level::Token, gating: c.gating, passthrough: false },
+        )?;
         router_shape("moe.router", &self.moe.router, c.d_in, c.router_hidden, c.n_experts, c.noisy)?;
         count("n_experts", self.moe.experts.len(), c.n_experts, "n_experts")?;
         let mut sizes = vec![c.d_in];
@@ -612,7 +626,11 @@ impl Validate for moe_classifier::Params<f32> {
             match expert {
                 Expert::Mlp(m) => mlp_shape(&format!("moe.experts.{e}.mlp"), m, &sizes, "d_in, hidden, classes")?,
                 Expert::Stack(_) => {
-                    return Err(Error::bad_value(&format!("moe.experts.{e}"), "a stack", "the classifier's experts are MLPs"))
+                    return Err(Error::bad_value(
+                        &format!("moe.experts.{e}"),
+                        "a stack",
+                        "the classifier's experts are MLPs",
+                    ))
                 }
             }
         }
