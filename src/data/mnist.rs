@@ -132,8 +132,14 @@ pub fn read_images(path: &Path) -> Result<Images> {
     let mut bytes = read_maybe_gzipped(path)?;
     let (dims, header) = parse_idx(path, &bytes, IMAGES_MAGIC, "images")?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
+    // With n = 0 the data check passes whatever rows·cols claims; an image still cannot be
+    // larger than a whole IDX file may be.
+    let width = rows.checked_mul(cols).filter(|&w| w as u64 <= MAX_IDX_BYTES).ok_or_else(|| Error::BadFile {
+        path: path.to_path_buf(),
+        problem: format!("images of {rows}×{cols} pixels are larger than an IDX file may be ({MAX_IDX_BYTES} bytes)"),
+    })?;
     bytes.drain(..header); // in place: no second 47 MB buffer
-    let pixels = Array2::from_shape_vec((n, rows * cols), bytes).expect("parse_idx checked n·rows·cols bytes");
+    let pixels = Array2::from_shape_vec((n, width), bytes).expect("parse_idx checked n·rows·cols bytes");
     Ok(Images { pixels, rows, cols })
 }
 
