@@ -24,6 +24,7 @@ use tinymoe::engine::layers::Mode;
 use tinymoe::engine::params::Tensors;
 use tinymoe::models::classifier::{self, Classifier};
 use tinymoe::models::generate::{self, Decode, Sampling};
+use tinymoe::models::moe_classifier;
 use tinymoe::models::moe_lm::{self, ExpertKind};
 use tinymoe::models::transformer_lm::{self as lm, Config};
 use tinymoe::models::validate::{ClassifierSizes, Validate};
@@ -374,6 +375,17 @@ fn a_gzip_bomb_idx_file_is_refused_while_unpacking() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn an_idx_file_of_no_images_claiming_huge_ones_is_refused() {
+    let dir = scratch("idx-zero");
+    let path = dir.join("t10k-images-idx3-ubyte");
+    let dims = [0u32, u32::MAX, u32::MAX].iter().flat_map(|d| d.to_be_bytes()).collect::<Vec<u8>>();
+    std::fs::write(&path, [vec![0, 0, 8, 3], dims].concat()).unwrap();
+    let err = mnist::read_images(&path).unwrap_err().to_string();
+    assert!(err.contains("images of 4294967295×4294967295 pixels are larger than an IDX file may be"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---- fuzz: every reader -------------------------------------------------------------------
 
 /// Mutations of a valid file: byte changes, a truncation, an insertion of interesting numbers.
@@ -582,6 +594,60 @@ proptest! {
                 let seq = c.max_seq.min(3);
                 let ids = Array2::from_shape_fn((2, seq), |(b, t)| (b + t) % c.vocab);
                 let _ = moe_lm::forward(&m, ids.view(), ids.view(), None, Route::default(), &mut Mode::Eval);
+            }
+            Err(e) => prop_assert!(matches!(e, Error::BadValue { .. }), "{}", e),
+        }
+    }
+
+    /// Classifier sizes (`--hidden`, `--experts`, a CSV's classes): refused, or the model
+    /// builds, validates and runs.
+    #[test]
+    fn fuzz_classifier_sizes_are_refused_or_run(
+        d_in in prop_oneof![0usize..5, Just(1_000_000_000)],
+        hidden in proptest::collection::vec(prop_oneof![0usize..9, Just(100_000), Just(usize::MAX)], 0..3),
+        classes in prop_oneof![0usize..6, Just(1_000_000_000)],
+        moe in proptest::option::of((prop_oneof![0usize..4, Just(1_000_000_000)], proptest::collection::vec(0usize..6, 0..2))),
+    ) {
+        let sizes = ClassifierSizes { d_in, hidden: &hidden, classes, moe: moe.as_ref().map(|(e, g)| (*e, g.as_slice())) };
+        match sizes.check_fits(16, true, 24 * GIB) {
+            Ok(()) => {
+                let mut rng = common::rng(1);
+                let model: Classifier<f32> = match &moe {
+                    None => classifier::init_mlp(d_in, &hidden, classes, 0.0, &mut rng),
+                    Some((e, g)) => classifier::init_moe(d_in, &hidden, classes, g, *e, 0.0, &mut rng),
+                };
+                prop_assert!(model.validate(24 * GIB).is_ok(), "{:?}", model.validate(24 * GIB));
+                let out = classifier::logits(&model, Array2::<f32>::zeros((3, d_in)).view());
+                prop_assert_eq!(out.shape(), &[3, classes]);
+            }
+            Err(e) => prop_assert!(matches!(e, Error::BadValue { .. }), "{}", e),
+        }
+    }
+
+    /// MoE classifier configs (E6): refused, or the model builds, validates and runs.
+    #[test]
+    fn fuzz_moe_classifier_configs_are_refused_or_run(
+        d_in in prop_oneof![0usize..5, Just(1usize << 40)],
+        hidden in proptest::collection::vec(prop_oneof![0usize..9, Just(1usize << 30)], 0..3),
+        classes in 0usize..5,
+        n_experts in prop_oneof![0usize..5, Just(1_000_000_000)],
+        k in 0usize..6,
+        router_hidden in proptest::option::of(prop_oneof![0usize..4, Just(usize::MAX)]),
+        noisy in any::<bool>(),
+        dropout in prop_oneof![Just(0.0), Just(0.3), Just(1.0), Just(f64::NAN)],
+    ) {
+        let c = moe_classifier::Config {
+            d_in, hidden, classes, n_experts, router_hidden, noisy, dropout,
+            gating: Gating::top_k(k),
+            router_losses: RouterLossConfig::paper(),
+        };
+        match c.check_fits(16, true, 24 * GIB) {
+            Ok(()) => {
+                let m = moe_classifier::init::<f32>(&c, &mut common::rng(1));
+                prop_assert!(m.validate(24 * GIB).is_ok(), "{:?}", m.validate(24 * GIB));
+                let y: Vec<usize> = (0..3).map(|i| i % c.classes).collect();
+                let x = Array2::<f32>::zeros((3, c.d_in));
+                let _ = moe_classifier::forward(&m, x.view(), &y, Route::default(), &mut Mode::Eval);
             }
             Err(e) => prop_assert!(matches!(e, Error::BadValue { .. }), "{}", e),
         }

@@ -607,12 +607,34 @@ impl Validate for Classifier<f32> {
     }
 }
 
+impl moe_classifier::Config {
+    /// [`Self::validate`], the router's width, then the size bound for `batch` rows.
+    pub fn check_fits(&self, batch: usize, training: bool, memory: u64) -> Result<()> {
+        self.validate()?;
+        if let Some(h) = self.router_hidden {
+            size("router_hidden", h, MAX_WIDTH)?;
+        }
+        let sizes = ClassifierSizes { d_in: self.d_in, hidden: &self.hidden, classes: self.classes, moe: None };
+        let mut fp = sizes.footprint(batch);
+        fp.parameters = fp.parameters.saturating_mul(self.n_experts as u128);
+        fp.activations = fp.activations.saturating_mul(self.n_experts as u128);
+        size("d_in", self.d_in, MAX_WIDTH)?;
+        for &w in &self.hidden {
+            size("hidden", w, MAX_WIDTH)?;
+        }
+        size("n_experts", self.n_experts, MAX_EXPERTS)?;
+        let what = format!(
+            "d_in {}, hidden {:?}, classes {}, {} experts",
+            self.d_in, self.hidden, self.classes, self.n_experts
+        );
+        fp.check(&what, training, memory)
+    }
+}
+
 impl Validate for moe_classifier::Params<f32> {
     fn validate(&self, memory: u64) -> Result<()> {
         let c = &self.config;
-        c.validate()?;
-        let moe = Some((c.n_experts, &[][..]));
-        ClassifierSizes { d_in: c.d_in, hidden: &c.hidden, classes: c.classes, moe }.check_fits(1, false, memory)?;
+        c.check_fits(1, false, memory)?;
         layer_config(
             &self.moe.config,
             &layer::Config { level: layer::Level::Token, gating: c.gating, passthrough: false },
