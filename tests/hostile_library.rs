@@ -653,6 +653,109 @@ proptest! {
         }
     }
 
+    /// `tinymoe layer` through the library: any entry, arrays of any small shape and type
+    /// (or missing), any flags. The checks refuse what does not fit; nothing panics.
+    #[test]
+    fn fuzz_layer_check_refuses_or_runs(
+        entry in 0..tinymoe::layer_check::TABLE.len(),
+        arrays in proptest::collection::vec((0u8..10, proptest::collection::vec(0usize..5, 0..4), any::<bool>(), any::<u64>()), 12),
+        heads in proptest::option::of(0usize..5),
+        k in proptest::option::of(prop_oneof![0usize..5, Just(usize::MAX)]),
+        pad_id in proptest::option::of(prop_oneof![0usize..6, Just(usize::MAX)]),
+        ignore_index in proptest::option::of(-101i64..6),
+        eps in proptest::option::of(prop_oneof![Just(0.0), Just(-1.0), Just(1e-5), Just(f64::NAN)]),
+        lr in proptest::option::of(prop_oneof![Just(0.0), Just(1e-3), Just(-1.0), Just(f64::INFINITY)]),
+        beta in proptest::option::of(prop_oneof![Just(0.0), Just(0.9), Just(1.0), Just(2.0)]),
+        step in proptest::option::of(prop_oneof![Just(0u64), Just(1), Just(u64::MAX)]),
+        coef in proptest::option::of(prop_oneof![Just(0.0), Just(1e-2), Just(f64::NAN)]),
+        causal in any::<bool>(),
+        sizes in proptest::collection::vec(1usize..5, 10),
+        lead in 1usize..3,
+    ) {
+        use tinymoe::layer_check::{self, Bundle, Flags, Loaded, Request, Slot, Values};
+        let e = &layer_check::TABLE[entry];
+        // Only flags the entry takes (another is refused before anything is read).
+        let takes = |flag: &str| e.flags.iter().any(|f| f.flag == flag);
+        let given = |flag: &str, v: Option<f64>| v.filter(|_| takes(flag));
+        let mut req = Request {
+            flags: Flags {
+                heads: heads.filter(|_| takes("--heads")),
+                causal: causal && takes("--causal"),
+                eps: given("--eps", eps),
+                act: None,
+                pad_id: pad_id.filter(|_| takes("--pad-id")),
+                ignore_index: ignore_index.filter(|_| takes("--ignore-index")),
+                lr: given("--lr", lr),
+                beta1: given("--beta1", beta),
+                beta2: given("--beta2", beta),
+                weight_decay: given("--weight-decay", coef),
+                step: step.filter(|_| takes("--step")),
+                k: k.filter(|_| takes("--k")),
+                coef: given("--coef", coef),
+            },
+            ..Request::default()
+        };
+        let values = |shape: &[usize], float: bool, seed: u64| {
+            let n: usize = shape.iter().product();
+            if float {
+                let v = (0..n).map(|i| ((i as u64 * 7 + seed) % 11) as f64 / 3.0 - 1.5).collect();
+                Values::Float(ArrayD::from_shape_vec(IxDyn(shape), v).unwrap())
+            } else {
+                let v = (0..n).map(|i| ((i as u64 * 3 + seed) % 9) as i64 - 2).collect();
+                Values::Int(ArrayD::from_shape_vec(IxDyn(shape), v).unwrap())
+            }
+        };
+        // The table's arrays, with {i} (two layers) and {e} (two experts) spelled out.
+        let mut docs: Vec<(Slot, String, Vec<String>)> = Vec::new();
+        for a in e.arrays.iter().filter(|a| a.slot != Slot::Output) {
+            let is = if a.name.contains("{i}") { 0..2 } else { 0..1 };
+            let es = if a.name.contains("{e}") { 0..2 } else { 0..1 };
+            for i in is {
+                for x in es.clone() {
+                    let vars = [("i", i), ("e", x), ("L", 2)];
+                    let name = layer_check::subst(&a.name.replace("<name>", "w"), &vars);
+                    let dims = a.dims.iter().map(|d| layer_check::subst(d, &vars)).collect();
+                    docs.push((a.slot, name, dims));
+                }
+            }
+        }
+        // Mostly the shapes the table asks for (one size per dimension name), sometimes any.
+        let size_of = |name: &str| sizes[name.bytes().fold(0usize, |h, b| h * 31 + b as usize) % sizes.len()];
+        for ((slot, name, dims), (keep, shape, float, seed)) in docs.iter().zip(arrays.iter().cycle()) {
+            if *keep == 0 {
+                continue; // a missing array
+            }
+            let table_shape: Vec<usize> = dims
+                .iter()
+                .flat_map(|d| match d.as_str() {
+                    "..." => vec![2; lead],
+                    "any" => vec![2, 3],
+                    name => vec![size_of(name)],
+                })
+                .collect();
+            let shape = if *keep == 1 { shape } else { &table_shape };
+            let float = if *keep < 5 { *float } else { !matches!(name.as_str(), "targets" | "ids" | "mask") };
+            let member = slot.is_npz().then(|| name.clone());
+            let loaded = Loaded { path: PathBuf::from(format!("{name}.npy")), member, values: values(shape, float, *seed) };
+            let bundle = |b: &mut Option<Bundle>| {
+                b.get_or_insert_with(|| Bundle { path: PathBuf::from("p.npz"), arrays: vec![] }).arrays.push(loaded.clone())
+            };
+            match slot {
+                Slot::Input => req.input = Some(loaded.clone()),
+                Slot::Mask => req.mask = Some(loaded.clone()),
+                Slot::Targets => req.targets = Some(loaded.clone()),
+                Slot::Dy => req.dy = Some(loaded.clone()),
+                Slot::Params => bundle(&mut req.params),
+                Slot::Grads => bundle(&mut req.grads),
+                Slot::State => bundle(&mut req.state),
+                Slot::Output => {}
+            }
+        }
+        if let Ok(out) = layer_check::run(e.name, req) {
+            prop_assert!(!out.0.is_empty());
+        }
+    }
+
     /// `.npy` files: mutated honest files and headers claiming any shape. read_npy returns an
     /// array the header's size or an error naming the file — never an abort for a huge claim.
     #[test]
