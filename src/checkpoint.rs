@@ -31,6 +31,7 @@
 
 use crate::engine::params::{Named, NamedMut, Tensors};
 use crate::error::{Error, Result};
+pub use crate::models::validate::Validate;
 use bincode::Options;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use serde::de::DeserializeOwned;
@@ -153,7 +154,13 @@ pub fn read(path: &Path) -> Result<(Header, Vec<u8>)> {
 }
 
 /// Loads a checkpoint of `kind`: the header and the decoded model.
-pub fn load<M: DeserializeOwned + Tensors<f32>>(path: &Path, kind: &str) -> Result<(Header, M)> {
+///
+/// After the framing, the checksum and the tensor list, the model's own config is checked
+/// ([`Validate`]: ranges, heads dividing d_model, every tensor's shape against the config, and
+/// the size of the model against this machine's memory), so a file whose payload was forged
+/// and its checksum recomputed is refused here, naming the file and the value, instead of
+/// panicking later in `generate` or `attention`.
+pub fn load<M: DeserializeOwned + Tensors<f32> + Validate>(path: &Path, kind: &str) -> Result<(Header, M)> {
     let (header, payload) = read(path)?;
     if header.kind != kind {
         return Err(bad(path, format!("it holds a {:?} model, expected a {kind:?} model", header.kind)));
@@ -163,6 +170,9 @@ pub fn load<M: DeserializeOwned + Tensors<f32>>(path: &Path, kind: &str) -> Resu
         .deserialize(&payload)
         .map_err(|e| bad(path, format!("the weights do not decode: {e}")))?;
     check_listed(path, &header, &payload, &model)?;
+    model
+        .validate(crate::io::machine_memory())
+        .map_err(|e| bad(path, format!("its model config is not valid: {e}")))?;
     Ok((header, model))
 }
 
@@ -298,7 +308,11 @@ pub fn read_tensors(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Header,
             )
         })?;
         let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-        let t = ArrayD::from_shape_vec(IxDyn(&info.shape), values).expect("4 bytes per element of the shape");
+        // A shape with a 0 holds no values however large its other dimensions; ndarray still
+        // refuses one whose other dimensions overflow, so that is an error too, not a panic.
+        let t = ArrayD::from_shape_vec(IxDyn(&info.shape), values).map_err(|e| {
+            bad(path, format!("the header gives tensor {name} the impossible shape {:?}: {e}", info.shape))
+        })?;
         out.push((name.clone(), t));
     }
     Ok((header, NamedTensors(out)))
@@ -311,6 +325,13 @@ pub fn read_tensors(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Header,
 pub struct Trained<M, S> {
     pub model: M,
     pub state: Option<S>,
+}
+
+/// A run's model is checked as the model alone: the training state holds no shapes to agree.
+impl<M: Validate, S> Validate for Trained<M, S> {
+    fn validate(&self, memory: u64) -> Result<()> {
+        self.model.validate(memory)
+    }
 }
 
 impl<M: Tensors<f32>, S> Tensors<f32> for Trained<M, S> {

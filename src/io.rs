@@ -95,6 +95,163 @@ fn remove_stale_temps(path: &Path, name: &str) {
 #[cfg(not(target_os = "linux"))]
 fn remove_stale_temps(_path: &Path, _name: &str) {}
 
+/// Refuses to write `output` when it is one of `inputs`: the same file by canonical path (links
+/// and `..` resolved) or, where both exist, the same file on disk (a hard link). A command
+/// calls this before it writes anything, so an output can never replace the file it read.
+/// The error names both files.
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("tinymoe-refuse-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let input = dir.join("x.npy");
+/// std::fs::write(&input, b"data").unwrap();
+/// assert!(tinymoe::io::refuse_overwrite(&[&input], &dir.join("y.npy")).is_ok());
+/// let err = tinymoe::io::refuse_overwrite(&[&input], &dir.join(".").join("x.npy")).unwrap_err();
+/// assert!(err.to_string().contains("would overwrite the input"), "{err}");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn refuse_overwrite(inputs: &[&Path], output: &Path) -> Result<()> {
+    let Some(out) = resolved(output) else { return Ok(()) };
+    for &input in inputs {
+        let same = resolved(input).is_some_and(|i| i == out) || same_inode(input, output);
+        if same {
+            return Err(Error::BadFile {
+                path: output.to_path_buf(),
+                problem: format!(
+                    "would overwrite the input {}: refusing to write a command's output over one of its inputs \
+                     (choose another output path)",
+                    input.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// [`refuse_overwrite`] for each file `names` that a command will write into the folder `dir`
+/// (`--out D` writing `D/y.npy`, `D/dx.npy`, …).
+pub fn refuse_overwrite_in(inputs: &[&Path], dir: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        refuse_overwrite(inputs, &dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every link resolved; for a path that does not exist yet, its
+/// longest existing prefix resolved and the rest applied by name (`..` goes up), as a later
+/// `create_dir_all` and write would. None if not even the root can be resolved.
+fn resolved(path: &Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().ok()?.join(path) };
+    let parts: Vec<Component> = abs.components().collect();
+    for k in (1..parts.len()).rev() {
+        let prefix: std::path::PathBuf = parts[..k].iter().collect();
+        if let Ok(mut p) = prefix.canonicalize() {
+            for part in &parts[k..] {
+                match part {
+                    Component::ParentDir => {
+                        p.pop();
+                    }
+                    Component::CurDir => {}
+                    other => p.push(other),
+                }
+            }
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Whether two existing paths are one file on disk (Unix: same device and inode).
+#[cfg(unix)]
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_inode(_a: &Path, _b: &Path) -> bool {
+    false
+}
+
+/// Fallback for [`machine_memory`] where `/proc/meminfo` cannot be read: 8 GiB, a small laptop.
+pub const FALLBACK_MEMORY: u64 = 8 << 30;
+
+/// This machine's memory in bytes: `MemTotal` of `/proc/meminfo` (Linux), else
+/// [`FALLBACK_MEMORY`]. The bound that model sizes are checked against.
+pub fn machine_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| mem_total(&t)).unwrap_or(FALLBACK_MEMORY)
+}
+
+/// `MemTotal:  24576000 kB` → bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut fields = line["MemTotal:".len()..].split_whitespace();
+    let n: u64 = fields.next()?.parse().ok()?;
+    let unit = match fields.next() {
+        Some("kB") | Some("KB") | Some("kb") => 1024,
+        None => 1,
+        Some(_) => return None,
+    };
+    n.checked_mul(unit).filter(|&b| b > 0)
+}
+
+/// The cores this process may use (1 if unknown).
+pub fn cpu_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A thread count for `flag` (`--threads`): 1 up to this machine's cores. More threads than
+/// cores only take turns on them (and a huge count spends minutes starting threads), so it is
+/// refused with the allowed range rather than silently capped.
+pub fn check_threads(flag: &str, threads: usize) -> Result<()> {
+    check_threads_on(flag, threads, cpu_cores())
+}
+
+/// [`check_threads`] against a given number of cores.
+pub fn check_threads_on(flag: &str, threads: usize, cores: usize) -> Result<()> {
+    if threads == 0 || threads > cores {
+        return Err(Error::bad_value(
+            flag,
+            threads,
+            &format!("must be 1..={cores} (this machine has {cores} core(s))"),
+        ));
+    }
+    Ok(())
+}
+
+/// The largest `epochs` a run (fresh or resumed from a checkpoint's saved settings) may ask for.
+pub const MAX_EPOCHS: usize = 100_000;
+/// The largest count of examples, sequences or tokens a settings file may ask a generator or a
+/// reader to make (`train_per_domain`, `val_per_domain`, `max_len`, …): 2^28.
+pub const MAX_COUNT: usize = 1 << 28;
+
+/// `value` for `name` is in `min..=max`, or an error naming both and where the value came from
+/// (`source`: a file, or "" for a flag).
+pub fn check_range(name: &str, value: usize, min: usize, max: usize, source: &str) -> Result<()> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    let from = if source.is_empty() { String::new() } else { format!(" (in {source})") };
+    Err(Error::bad_value(name, value, &format!("must be {min}..={max}{from}")))
+}
+
+/// A resumed (or fresh) run's `epochs`: 1..=[`MAX_EPOCHS`]. `source` names the checkpoint or
+/// settings file it was read from.
+pub fn check_epochs(epochs: usize, source: &str) -> Result<()> {
+    check_range("epochs", epochs, 1, MAX_EPOCHS, source)
+}
+
+/// A count of examples or tokens: 1..=[`MAX_COUNT`] (see [`check_range`]).
+pub fn check_count(name: &str, value: usize, source: &str) -> Result<()> {
+    check_range(name, value, 1, MAX_COUNT, source)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +384,65 @@ mod tests {
         assert!(msg.starts_with(&format!("could not save {}: ", path.display())), "{msg}");
         assert!(msg.contains("No such file or directory") || cfg!(not(unix)), "{msg}");
         assert!(msg.ends_with("; nothing was written"), "{msg}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn meminfo_parses_mem_total() {
+        assert_eq!(mem_total("MemTotal:       24576000 kB\nMemFree: 1 kB\n"), Some(24_576_000 * 1024));
+        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(mem_total("MemTotal: lots kB\n"), None);
+        assert_eq!(mem_total("MemTotal: 0 kB\n"), None);
+        assert_eq!(mem_total("MemTotal: 99999999999999999 kB\n"), None, "overflow is refused, not wrapped");
+        assert!(machine_memory() > 0);
+    }
+
+    #[test]
+    fn thread_counts_above_the_cores_are_refused_with_the_range() {
+        assert!(check_threads_on("--threads", 1, 2).is_ok());
+        assert!(check_threads_on("--threads", 2, 2).is_ok());
+        for bad in [0, 3, 10_000] {
+            let msg = check_threads_on("--threads", bad, 2).unwrap_err().to_string();
+            assert_eq!(msg, format!("--threads = {bad}: must be 1..=2 (this machine has 2 core(s))"));
+        }
+        assert!(check_threads("--threads", cpu_cores()).is_ok());
+        assert!(check_threads("--threads", cpu_cores() + 1).is_err());
+    }
+
+    #[test]
+    fn epochs_and_counts_are_bounded() {
+        assert!(check_epochs(10, "run/model.ckpt").is_ok());
+        let msg = check_epochs(1_000_000_000, "run/model.ckpt").unwrap_err().to_string();
+        assert_eq!(msg, format!("epochs = 1000000000: must be 1..={MAX_EPOCHS} (in run/model.ckpt)"));
+        assert!(check_count("train_per_domain", 1_000_000_000, "").is_err());
+        assert!(check_count("train_per_domain", 0, "").is_err());
+        assert!(check_count("train_per_domain", 1000, "").is_ok());
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused() {
+        let dir = scratch("refuse");
+        let input = dir.join("dx.npy");
+        std::fs::write(&input, b"input").unwrap();
+        // The same file by another spelling, a file inside a folder output, a hard link.
+        let msg = refuse_overwrite(&[&input], &dir.join("sub").join("..").join("dx.npy"));
+        assert!(msg.is_err(), "a path through .. is the same file");
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        let msg = refuse_overwrite(&[&input], &dir.join("sub").join("..").join("dx.npy")).unwrap_err().to_string();
+        assert!(msg.contains("would overwrite the input") && msg.contains("dx.npy"), "{msg}");
+        assert!(refuse_overwrite_in(&[&input], &dir, &["y.npy", "dx.npy"]).is_err());
+        assert!(refuse_overwrite_in(&[&input], &dir, &["y.npy", "dw.npy"]).is_ok());
+        assert!(refuse_overwrite(&[&input], &dir.join("no").join("such").join("dx.npy")).is_ok());
+        #[cfg(unix)]
+        {
+            let link = dir.join("hard.npy");
+            std::fs::hard_link(&input, &link).unwrap();
+            assert!(refuse_overwrite(&[&input], &link).is_err(), "a hard link is the same file");
+            let soft = dir.join("soft.npy");
+            std::os::unix::fs::symlink(&input, &soft).unwrap();
+            assert!(refuse_overwrite(&[&input], &soft).is_err(), "a symbolic link is the same file");
+        }
+        assert_eq!(std::fs::read(&input).unwrap(), b"input");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

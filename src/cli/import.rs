@@ -14,7 +14,7 @@
 //! data position belonged to the old weights, so NEW.ckpt holds weights only and cannot be
 //! `--resume`d (the meta's `training` entry goes too, so `tinymoe inspect` says so).
 
-use crate::checkpoint::{self, Header, Trained};
+use crate::checkpoint::{self, Header, Trained, Validate};
 use crate::cli::inspect::load_lm;
 use crate::engine::params::Tensors;
 use crate::error::Error;
@@ -87,6 +87,17 @@ impl Typed {
         }
     }
 
+    /// The model's config against itself, its tensors and this machine's memory (as loading
+    /// checked it: the import may only change values, and this says so if it did more).
+    fn validate(&self) -> crate::Result<()> {
+        let memory = crate::io::machine_memory();
+        match self {
+            Typed::Lm(t) => t.validate(memory),
+            Typed::MoeLm(t) => t.validate(memory),
+            Typed::Classifier(t) => t.validate(memory),
+        }
+    }
+
     /// Forgets the training state: it belongs to the weights the model had.
     fn drop_state(&mut self) {
         match self {
@@ -140,6 +151,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    // Neither input may be written over (`--out` the safetensors file itself).
+    crate::io::refuse_overwrite(&[&a.weights, &a.into], &a.out)?;
     // The file's framing first: a junk file is an error naming it before any checkpoint is read.
     let file_meta = read_metadata(&a.weights)?;
     let weights_crc32 = crc32fast::hash(&std::fs::read(&a.weights).map_err(|e| Error::io(&a.weights, e))?);
@@ -183,6 +196,12 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         }
         .into());
     }
+    drop(tensors);
+    typed.validate().map_err(|e| Error::BadFile {
+        path: a.weights.clone(),
+        problem: format!("the imported model is not valid: {e}"),
+    })?;
+    let tensors = typed.tensors().tensors();
     let changed: Vec<String> = tensors
         .iter()
         .zip(&before)

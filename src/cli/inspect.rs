@@ -186,15 +186,20 @@ fn print_tensors(model: &dyn Tensors<f32>, prefix: &str) {
     print_total(prefix, total, tensors.len(), all_count, all_tensors);
 }
 
+/// Π shape, saturating: a header from an unknown (or forged) file may list any shape.
+fn elements(shape: &[usize]) -> usize {
+    shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
+}
+
 fn print_header_tensors(all: &[TensorInfo], prefix: &str) {
-    let all_count = all.iter().map(|t| t.shape.iter().product::<usize>()).sum();
+    let all_count = all.iter().fold(0usize, |n, t| n.saturating_add(elements(&t.shape)));
     let tensors: Vec<&TensorInfo> = all.iter().filter(|t| transplant::suffix(prefix, &t.name).is_some()).collect();
     let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(6).max(6);
     println!("  {:<width$}  {:<14} {:>10}", "tensor", "shape", "elements");
     let mut total = 0usize;
     for t in &tensors {
-        let n: usize = t.shape.iter().product();
-        total += n;
+        let n = elements(&t.shape);
+        total = total.saturating_add(n);
         println!("  {:<width$}  {:<14} {:>10}", t.name, shape_text(&t.shape), n);
     }
     print_total(prefix, total, tensors.len(), all_count, all.len());

@@ -148,6 +148,15 @@ pub fn layer(a: LayerArgs) -> anyhow::Result<()> {
         ""
     };
     let outputs = layer_check::run(&a.name, req)?;
+    // Every file is read; none of them may be written over (`--input D/dx.npy --out D`).
+    let inputs: Vec<&Path> = [&a.input, &a.mask, &a.targets, &a.dy, &a.params, &a.grads, &a.state]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
+    let files: Vec<String> = outputs.0.iter().map(|(name, _)| format!("{name}.npy")).collect();
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    crate::io::refuse_overwrite_in(&inputs, &out_dir, &names)?;
     crate::io::create_dir(&out_dir)?;
     println!("{}: forward and backward in f64{dy_note}", a.name);
     let width = outputs.0.iter().map(|(n, _)| n.len()).max().unwrap_or(0) + 4;
@@ -265,6 +274,9 @@ fn read_values(src: &mut impl ArraySource) -> Result<Values, String> {
 
 fn read_npy(path: &Path) -> crate::Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // The header's shape against the file's length, before anything is allocated for it.
+    crate::data::npy::check_declared(&bytes, bytes.len() as u64)
+        .map_err(|problem| Error::BadFile { path: path.into(), problem })?;
     let values = read_values(&mut NpyBytes(&bytes)).map_err(|problem| Error::BadFile { path: path.into(), problem })?;
     Ok(Loaded { path: path.to_path_buf(), member: None, values })
 }
@@ -280,6 +292,7 @@ fn compressed_hint(e: &dyn std::fmt::Display) -> &'static str {
 }
 
 fn read_npz(path: &Path) -> crate::Result<Bundle> {
+    crate::data::npy::check_npz_file(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let bad = |problem: String| Error::BadFile { path: path.to_path_buf(), problem };
     let mut npz = NpzReader::new(BufReader::new(file))

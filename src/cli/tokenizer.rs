@@ -93,6 +93,8 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let inputs: Vec<&Path> = a.text.iter().map(PathBuf::as_path).collect();
+    crate::io::refuse_overwrite(&inputs, &a.out)?;
     let (text, source) = read_text(&a.text)?;
     let split = Split::parse(&a.split).expect("clap allows only words and none");
     let start = Instant::now();
@@ -160,6 +162,8 @@ fn compact(a: CompactArgs) -> anyhow::Result<()> {
             Error::bad_value("tokenizer", &a.tokenizer, "is already compact; give the tokeniser underneath").into()
         );
     }
+    let inputs: Vec<&Path> = a.text.iter().map(PathBuf::as_path).chain(tokenizer::spec_file(&a.tokenizer)).collect();
+    crate::io::refuse_overwrite(&inputs, &a.out)?;
     let inner = tokenizer::from_spec(&a.tokenizer)?;
     let (text, source) = read_text(&a.text)?;
     let full = inner.vocab_size();

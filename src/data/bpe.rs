@@ -55,6 +55,13 @@ pub type Pair = (usize, usize);
 /// The first line of a saved BPE.
 pub const HEADER: &str = "tinymoe-bpe v1";
 
+/// The longest piece (the bytes one id stands for) a BPE may have: 1 MiB. Each merge glues
+/// two pieces, so a file of n merges could otherwise describe a piece of 2ⁿ bytes (46 merges
+/// that double one piece ask for 64 TiB); a real tokeniser's longest is a few dozen bytes.
+pub const MAX_PIECE_BYTES: usize = 1 << 20;
+/// The most bytes all pieces together may have: 256 MiB.
+pub const MAX_TOTAL_PIECE_BYTES: usize = 1 << 28;
+
 /// One learned merge: `left + right → id`, and how often the pair occurred when it was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Merge {
@@ -196,6 +203,23 @@ pub fn learn_merges(text: &str, n_merges: usize, split: Split) -> Vec<Merge> {
     merges
 }
 
+/// The running total of piece bytes after merge `new` adds a piece of `len` bytes, or why
+/// that piece is refused (too long alone, or too much with the others).
+fn check_piece(new: usize, len: usize, total: usize) -> std::result::Result<usize, String> {
+    if len > MAX_PIECE_BYTES {
+        return Err(format!(
+            "merge {new} makes a piece of {len} bytes; a BPE piece may be at most {MAX_PIECE_BYTES} bytes"
+        ));
+    }
+    let total = total + len;
+    if total > MAX_TOTAL_PIECE_BYTES {
+        return Err(format!(
+            "merge {new} brings the pieces to {total} bytes in all; a BPE may have at most {MAX_TOTAL_PIECE_BYTES}"
+        ));
+    }
+    Ok(total)
+}
+
 /// A trained byte-level BPE. Ids: bytes 0–255, merges 256.., then the padding id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bpe {
@@ -221,7 +245,10 @@ impl Bpe {
             ));
         }
         let merges = learn_merges(text, vocab_size - 257, split);
-        Ok(Bpe::from_merges(merges.iter().map(|m| m.pair).collect(), split).expect("learned merges are valid"))
+        // Learned merges are valid; only a huge, repetitive text with split "none" could make
+        // a piece longer than MAX_PIECE_BYTES.
+        Bpe::from_merges(merges.iter().map(|m| m.pair).collect(), split)
+            .map_err(|problem| Error::bad_value("vocab_size", vocab_size, &problem))
     }
 
     /// A BPE from its merges in the order learned: merge k makes id 256 + k out of two ids
@@ -229,6 +256,7 @@ impl Bpe {
     pub fn from_merges(merges: Vec<Pair>, split: Split) -> std::result::Result<Bpe, String> {
         let mut pieces: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         let mut ids = HashMap::new();
+        let mut total = 256usize;
         for (k, &(left, right)) in merges.iter().enumerate() {
             let new = 256 + k;
             for side in [left, right] {
@@ -239,6 +267,7 @@ impl Bpe {
             if let Some(earlier) = ids.insert((left, right), new) {
                 return Err(format!("merge {new} repeats the pair {left} + {right}, already merged as {earlier}"));
             }
+            total = check_piece(new, pieces[left].len() + pieces[right].len(), total)?;
             let piece = [pieces[left].as_slice(), pieces[right].as_slice()].concat();
             pieces.push(piece);
         }
@@ -342,6 +371,9 @@ impl Bpe {
         };
         let mut merges: Vec<Pair> = Vec::new();
         let mut made: HashMap<Pair, usize> = HashMap::new();
+        // Each id's piece length, to refuse a runaway piece at its line (see MAX_PIECE_BYTES).
+        let mut lengths: Vec<usize> = vec![1; 256];
+        let mut total = 256usize;
         for (n, line) in lines {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let pair = match fields.as_slice() {
@@ -366,6 +398,9 @@ impl Bpe {
                             format!("merge {new} repeats {left} + {right}, already merged as {earlier}"),
                         ));
                     }
+                    let len = lengths[left] + lengths[right];
+                    total = check_piece(new, len, total).map_err(|problem| malformed(n, problem))?;
+                    lengths.push(len);
                     (left, right)
                 }
                 _ => return Err(malformed(n, format!("expected \"NEW = LEFT + RIGHT\", found {line:?}"))),

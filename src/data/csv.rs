@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::path::Path;
 
+/// The most classes a CSV file may have: labels are 0..MAX_CLASSES. A classifier gets one
+/// output per class up to the largest label, so a label of 10⁹ would ask for a billion outputs.
+pub const MAX_CLASSES: usize = 1 << 16;
+
 /// Loads `path` into a [`Dataset`]; `classes` is one more than the largest label.
 pub fn load(path: &Path) -> Result<Dataset> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -50,6 +54,14 @@ pub fn load(path: &Path) -> Result<Dataset> {
         let label: usize = label
             .parse()
             .map_err(|_| malformed(line_no, format!("label {label:?} is not a class number 0, 1, 2, …")))?;
+        if label >= MAX_CLASSES {
+            return Err(malformed(
+                line_no,
+                format!(
+                    "label {label} is too large: class numbers must be 0..{MAX_CLASSES} (one model output per class)"
+                ),
+            ));
+        }
         labels.push(label);
     }
     let width = width.ok_or_else(|| malformed(1, "no data rows".to_string()))?;

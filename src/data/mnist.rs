@@ -37,6 +37,10 @@ pub const STD: f32 = 0.3081;
 /// MNIST images are 28×28.
 pub const SIDE: usize = 28;
 
+/// The most bytes an IDX file may unpack to: 1 GiB (MNIST's largest is 47 MB). A gzip stream
+/// can expand a thousandfold, so the bound is enforced while unpacking, not after.
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -128,8 +132,14 @@ pub fn read_images(path: &Path) -> Result<Images> {
     let mut bytes = read_maybe_gzipped(path)?;
     let (dims, header) = parse_idx(path, &bytes, IMAGES_MAGIC, "images")?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
+    // With n = 0 the data check passes whatever rows·cols claims; an image still cannot be
+    // larger than a whole IDX file may be.
+    let width = rows.checked_mul(cols).filter(|&w| w as u64 <= MAX_IDX_BYTES).ok_or_else(|| Error::BadFile {
+        path: path.to_path_buf(),
+        problem: format!("images of {rows}×{cols} pixels are larger than an IDX file may be ({MAX_IDX_BYTES} bytes)"),
+    })?;
     bytes.drain(..header); // in place: no second 47 MB buffer
-    let pixels = Array2::from_shape_vec((n, rows * cols), bytes).expect("parse_idx checked n·rows·cols bytes");
+    let pixels = Array2::from_shape_vec((n, width), bytes).expect("parse_idx checked n·rows·cols bytes");
     Ok(Images { pixels, rows, cols })
 }
 
@@ -160,10 +170,17 @@ fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(MAX_IDX_BYTES as usize));
     flate2::read::MultiGzDecoder::new(&bytes[..])
+        .take(MAX_IDX_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::BadFile { path: path.to_path_buf(), problem: format!("corrupt gzip data: {e}") })?;
+    if out.len() as u64 > MAX_IDX_BYTES {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            problem: format!("unpacks to more than {MAX_IDX_BYTES} bytes, the most an IDX file may have"),
+        });
+    }
     Ok(out)
 }
 

@@ -78,6 +78,14 @@ pub fn from_spec(spec: &str) -> Result<Box<dyn Tokenizer>> {
     }
 }
 
+/// The file a spec reads (`bpe:FILE`, `compact:FILE`), if any: an input a command must not
+/// write over.
+pub fn spec_file(spec: &str) -> Option<&Path> {
+    let spec = spec.trim();
+    let path = spec.strip_prefix("bpe:").or_else(|| spec.strip_prefix("compact:"))?.trim();
+    (!path.is_empty()).then(|| Path::new(path))
+}
+
 /// Token bytes as readable text: a space shows as `␣`, a newline as `⏎`, other control
 /// characters and bytes that are not (complete) UTF-8 as `<hex>`.
 /// ```

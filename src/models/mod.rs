@@ -8,3 +8,4 @@ pub mod generate;
 pub mod moe_classifier;
 pub mod moe_lm;
 pub mod transformer_lm;
+pub mod validate;
