@@ -6,6 +6,7 @@ use crate::data::{self, Dataset};
 use crate::engine::init::{self, streams};
 use crate::error::{Error, Result};
 use crate::models::classifier::{self, Classifier};
+use crate::models::validate::ClassifierSizes;
 use crate::plot::line::{line_chart, Series};
 use crate::plot::regions::{region_map, RegionMap};
 use crate::run::config::{self, Field, Settings};
@@ -87,7 +88,15 @@ impl Spec {
         checks::non_negative("spiral_turns", self.spiral_turns)?;
         checks::non_negative("spiral_noise", self.spiral_noise)?;
         checks::in_open_unit("val_fraction", self.val_fraction)?;
-        self.training.validate()
+        crate::io::check_count("spiral_points_per_class", self.spiral_points_per_class, "")?;
+        self.training.validate()?;
+        // The spirals are 2-D; a CSV's width is checked again when the model is built from it.
+        let moe = (self.model == ClassifierModel::Moe).then_some((self.experts, self.gate_hidden.as_slice()));
+        ClassifierSizes { d_in: 2, hidden: &self.hidden, classes: self.spiral_classes, moe }.check_fits(
+            self.training.batch_size,
+            true,
+            crate::io::machine_memory(),
+        )
     }
 
     /// The name a run of this spec goes by: its data file, else its preset.

@@ -128,7 +128,7 @@ impl LmSpec {
     /// The model's shape for a vocabulary of `vocab` ids, every value checked.
     pub fn model_config(&self, vocab: usize) -> Result<LmConfig> {
         self.validate()?;
-        Ok(LmConfig {
+        let cfg = LmConfig {
             vocab,
             max_seq: self.seq,
             d_model: self.d_model,
@@ -138,7 +138,9 @@ impl LmSpec {
             dropout: self.dropout,
             pad_id: None,
             tie_head: self.tie_head,
-        })
+        };
+        cfg.check_fits(self.training.batch_size, true, crate::io::machine_memory())?;
+        Ok(cfg)
     }
 }
 

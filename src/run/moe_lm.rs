@@ -152,6 +152,13 @@ impl MoeLmSpec {
             ("train_per_domain", self.train_per_domain),
             ("val_per_domain", self.val_per_domain),
             ("max_len", self.max_len),
+        ] {
+            crate::io::check_count(name, v, "")?;
+        }
+        for (name, v) in [
+            ("train_per_domain", self.train_per_domain),
+            ("val_per_domain", self.val_per_domain),
+            ("max_len", self.max_len),
             ("d_model", self.d_model),
             ("n_heads", self.n_heads),
             ("d_ff", self.d_ff),
@@ -229,7 +236,7 @@ impl MoeLmSpec {
             (false, GatingChoice::Switch) => Strategy::TopKProbs(self.top_k),
             (false, GatingChoice::TopK) => Strategy::TopK(self.top_k),
         };
-        Ok(moe_lm::Config {
+        let cfg = moe_lm::Config {
             vocab: 257,
             max_seq: self.max_len,
             d_model: self.d_model,
@@ -257,7 +264,9 @@ impl MoeLmSpec {
                 batch_entropy: self.batch_entropy,
             },
             domain_loss: domain.then_some(self.domain_loss),
-        })
+        };
+        cfg.check_fits(self.training.batch_size, true, crate::io::machine_memory())?;
+        Ok(cfg)
     }
 
     /// How the run trains beyond the optimiser: sampling and teacher forcing.

@@ -33,7 +33,7 @@ pub trait Kind {
     /// The command that runs it, e.g. "train lm" (for the messages).
     const COMMAND: &'static str;
     type Spec: Serialize + DeserializeOwned + Clone;
-    type Model: Serialize + DeserializeOwned + Tensors<f32> + Clone;
+    type Model: Serialize + DeserializeOwned + Tensors<f32> + crate::models::validate::Validate + Clone;
     type State: Serialize + DeserializeOwned + Clone;
 
     /// The settings as a config file's [`Settings`].

@@ -143,8 +143,8 @@ pub const TRAINING_FIELDS: &[Field] = &[
 impl TrainingSpec {
     /// Every value against its allowed range, naming the first bad one.
     pub fn validate(&self) -> Result<(), Error> {
-        at_least_one("epochs", self.epochs)?;
-        at_least_one("batch_size", self.batch_size)?;
+        crate::io::check_epochs(self.epochs, "")?;
+        crate::io::check_count("batch_size", self.batch_size, "")?;
         positive("lr", self.lr, "the learning rate")?;
         in_zero_one("momentum", self.momentum)?;
         non_negative("weight_decay", self.weight_decay)?;
@@ -188,9 +188,7 @@ impl TrainingSpec {
 /// process: a second call with a number fails.
 pub fn set_threads(threads: Option<usize>) -> Result<(), Error> {
     if let Some(n) = threads {
-        if n == 0 {
-            return Err(Error::bad_value("threads", 0, "need at least 1 thread"));
-        }
+        crate::io::check_threads("--threads", n)?;
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
