@@ -75,7 +75,10 @@ pub enum Command {
 
 /// Parses `std::env::args` and runs the command.
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return Err(invalid_choice(&e).unwrap_or_else(|| e.exit())),
+    };
     match cli.command {
         Command::Demo(a) => train::demo(a),
         Command::Train(a) => train::train(*a),
@@ -91,4 +94,23 @@ pub fn run() -> anyhow::Result<()> {
         Command::Config(a) => config::config(a),
         Command::Experiment(a) => experiment::experiment(a),
     }
+}
+
+/// A value outside a flag's choices (`--optimizer lion`) as the one-line error every other bad
+/// value gives: `unknown optimizer "lion" (expected one of: sgd, adam, adamw)`. None for every
+/// other parse outcome (help, version, a missing argument), which clap prints itself.
+fn invalid_choice(e: &clap::Error) -> Option<anyhow::Error> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidValue {
+        return None;
+    }
+    let text = |k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let arg = text(ContextKind::InvalidArg)?;
+    let value = text(ContextKind::InvalidValue)?;
+    let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) else { return None };
+    let name = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or(&arg).replace('-', "_");
+    Some(anyhow::anyhow!("unknown {name} {value:?} (expected one of: {})", valid.join(", ")))
 }

@@ -375,7 +375,7 @@ impl session::Kind for MoeLmRun {
         spec.validate()
     }
     fn header_config(model: &moe_lm::Params<f32>) -> serde_json::Value {
-        serde_json::to_value(&model.config).unwrap_or_default()
+        serde_json::to_value(model.config).unwrap_or_default()
     }
     fn standing(state: &MoeState) -> Standing {
         state.standing()
@@ -456,7 +456,7 @@ pub fn run(
     let mut session = Session::<MoeLmRun>::open(out, spec, resume.as_ref())?;
     let (mut model, state) = match resume {
         Some(r) => (r.model, Some(r.state)),
-        None => (moe_lm::init::<f32>(model_cfg.clone(), &mut init::stream(seed, streams::INIT)), None),
+        None => (moe_lm::init::<f32>(model_cfg, &mut init::stream(seed, streams::INIT)), None),
     };
     obs.start("moe lm", steps_per_epoch * cfg.epochs, state.as_ref().map_or(0, |s| s.step));
     if let Some(s) = &state {
