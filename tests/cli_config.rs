@@ -199,8 +199,8 @@ fn out_of_range_values_name_the_key_and_the_range() {
         ("lr = 0", "lr = 0", "must be a finite number > 0"),
         ("dropout = 1.0", "dropout = 1", "must be in [0, 1)"),
         ("dropout = -0.5", "dropout = -0.5", "must be in [0, 1)"),
-        ("batch_size = 0", "batch_size = 0", "must be at least 1"),
-        ("epochs = 0", "epochs = 0", "must be at least 1"),
+        ("batch_size = 0", "batch_size = 0", "must be 1..="),
+        ("epochs = 0", "epochs = 0", "must be 1..="),
         ("experts = 0", "experts = 0", "must be at least 1"),
         ("val_fraction = 0", "val_fraction = 0", "must be in (0, 1)"),
         ("val_fraction = 1.5", "val_fraction = 1.5", "must be in (0, 1)"),
@@ -212,7 +212,9 @@ fn out_of_range_values_name_the_key_and_the_range() {
     ];
     for (line, key, range) in classifier_cases {
         let path = write(&dir, "bad.toml", &format!("seed = 1\n{line}\n"));
-        assert_clean_error(&tinymoe(&["config", "check", &path]), &["bad.toml:2: column 1: ", key, range]);
+        // The error points at the value: column 1 for a range, the value's column for a choice.
+        let at = if line.contains('"') { "bad.toml:2: column 13: " } else { "bad.toml:2: column 1: " };
+        assert_clean_error(&tinymoe(&["config", "check", &path]), &[at, key, range]);
     }
     let lm_cases = [
         ("seq = 0", "seq = 0", "must be at least 1"),
@@ -236,8 +238,8 @@ fn out_of_range_values_name_the_key_and_the_range() {
     let out = out.to_str().unwrap();
     for (flags, needles) in [
         (&["--lr", "0"][..], &["lr = 0", "> 0"][..]),
-        (&["--batch-size", "0"], &["batch_size = 0", "at least 1"]),
-        (&["--epochs", "0"], &["epochs = 0", "at least 1"]),
+        (&["--batch-size", "0"], &["batch_size = 0", "must be 1..="]),
+        (&["--epochs", "0"], &["epochs = 0", "must be 1..="]),
         (&["--experts", "0"], &["experts = 0", "at least 1"]),
         (&["--dropout", "1"], &["dropout = 1", "[0, 1)"]),
     ] {

@@ -2,7 +2,7 @@
 
 use crate::cli::progress::Terminal;
 use crate::run::experiment::{self, Options, Preset};
-use crate::run::settings::set_threads;
+use crate::run::settings::{set_threads, DataChoice};
 use crate::run::{experiments, interrupt, Observer};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Only these arms, e.g. transplant,control (default: all).
     #[arg(long, value_delimiter = ',')]
     pub arms: Option<Vec<String>>,
+    /// synthetic: built-in data, no download; real: the data sets `scripts/fetch-data.sh`
+    /// puts in data/ (default: the experiment's own, see `experiment list`).
+    #[arg(long, value_enum)]
+    pub data: Option<DataChoice>,
     /// Rayon threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -48,9 +52,10 @@ pub fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
     match a.what {
         ExperimentCommand::List => {
             for e in experiments::all() {
-                println!("{:<10} {}", e.name(), e.description());
+                let data: Vec<&str> = e.data().iter().map(|d| d.as_str()).collect();
+                println!("{:<10} {}  [--data {}]", e.name(), e.description(), data.join("|"));
             }
-            println!("\nrun one: tinymoe experiment run NAME [--preset quick|full] [--seeds 42,43,44] [--out DIR]");
+            println!("\nrun one: tinymoe experiment run NAME [--preset quick|full] [--seeds 42,43,44] [--data synthetic|real] [--out DIR]");
             Ok(())
         }
         ExperimentCommand::Run(r) => run(r),
@@ -61,7 +66,7 @@ fn run(r: RunArgs) -> anyhow::Result<()> {
     set_threads(r.threads)?;
     let exp = experiments::find(&r.name)?;
     let out = r.out.unwrap_or_else(|| PathBuf::from("results").join(exp.name()));
-    let opts = Options { preset: r.preset, seeds: r.seeds, arms: r.arms, out: out.clone() };
+    let opts = Options { preset: r.preset, seeds: r.seeds, arms: r.arms, data: r.data, out: out.clone() };
     let mut term = Terminal::default();
     let guard = interrupt::Training::start();
     let finished = experiment::run(exp, &opts, &mut term, Some(guard.stop()))?;

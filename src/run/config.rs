@@ -342,7 +342,7 @@ impl File {
             let mut one = base_table.clone();
             one.insert(key.clone(), value.get_ref().clone());
             if let Err(e) = one.try_into::<S>() {
-                return Err(self.at(value.span().start, format!("{key}: {}", plain_types(e.message()))));
+                return Err(self.at(value.span().start, key_error(key, e.message())));
             }
             merged.insert(key.clone(), value.get_ref().clone());
         }
@@ -374,6 +374,17 @@ fn char_boundary(text: &str, offset: usize) -> usize {
     at
 }
 
+/// serde's message about `key`'s value in plain words; an unknown choice reads as the CLI's
+/// does: `unknown optimizer "lion" (expected one of: sgd, adam, adamw)`.
+fn key_error(key: &str, message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((word, expected)) = rest.split_once("`, expected one of ") {
+            return format!("unknown {key} \"{word}\" (expected one of: {})", expected.replace('`', ""));
+        }
+    }
+    format!("{key}: {}", plain_types(message))
+}
+
 /// serde's Rust type names in plain words: "expected usize" → "expected an integer ≥ 0".
 fn plain_types(message: &str) -> String {
     message
@@ -381,6 +392,8 @@ fn plain_types(message: &str) -> String {
         .replace("expected u64", "expected an integer ≥ 0")
         .replace("expected f64", "expected a number")
         .replace("expected a sequence", "expected an array, e.g. [64, 64]")
+        // A choice (an enum) given a number or a bool: toml's words for it are about Rust.
+        .replace("invalid type: unit variant, expected string only", "invalid type: expected a string")
 }
 
 /// The settings as a TOML file that [`File::read`] loads back to the same settings: a header

@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::run::results::{Report, Results, Table, Value};
+use crate::run::settings::DataChoice;
 use crate::run::Observer;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,8 @@ pub struct Cell<'a> {
     pub arm: &'a str,
     pub seed: u64,
     pub preset: Preset,
+    /// `--data`: synthetic (built in) or real (from `data/`).
+    pub data: DataChoice,
     pub out: &'a mut Results,
     pub observer: &'a mut dyn Observer,
     /// Raised by Ctrl-C: a cell that trains should stop at the next step.
@@ -71,8 +74,12 @@ pub trait Experiment: Sync {
     fn seeds(&self, _preset: Preset) -> Vec<u64> {
         SEEDS.to_vec()
     }
+    /// The data choices it accepts (`--data`); the first is the default.
+    fn data(&self) -> Vec<DataChoice> {
+        vec![DataChoice::Synthetic]
+    }
     /// Checks that can fail before any cell runs (data present, settings valid).
-    fn prepare(&self, _preset: Preset) -> Result<()> {
+    fn prepare(&self, _preset: Preset, _data: DataChoice) -> Result<()> {
         Ok(())
     }
     /// Runs one cell, writing into `cell.out`, and returns what it measured.
@@ -92,6 +99,8 @@ pub struct Options {
     pub seeds: Option<Vec<u64>>,
     /// None: every arm.
     pub arms: Option<Vec<String>>,
+    /// None: the experiment's default data (the first of [`Experiment::data`]).
+    pub data: Option<DataChoice>,
     pub out: PathBuf,
 }
 
@@ -211,7 +220,23 @@ pub fn run(
     if seeds.is_empty() {
         return Err(Error::bad_value("seeds", "[]", "name at least one seed"));
     }
-    exp.prepare(opts.preset)?;
+    let accepted = exp.data();
+    let data = match opts.data {
+        None => accepted[0],
+        Some(d) if accepted.contains(&d) => d,
+        Some(d) => {
+            return Err(Error::bad_value(
+                "--data",
+                d.as_str(),
+                &format!(
+                    "{} runs on {}",
+                    exp.name(),
+                    accepted.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(" or ")
+                ),
+            ))
+        }
+    };
+    exp.prepare(opts.preset, data)?;
     let mut out = Results::create(&opts.out)?;
     let started = std::time::Instant::now();
     let mut cells = Vec::new();
@@ -225,7 +250,7 @@ pub fn run(
             let dir = format!("{arm}/seed-{seed}");
             observer.note(&format!("== {} · {arm} · seed {seed} ({})", exp.name(), opts.preset.name()));
             let result = Results::create(&out.path(&dir)).and_then(|mut cell_out| {
-                let mut cell = Cell { arm, seed, preset: opts.preset, out: &mut cell_out, observer, stop };
+                let mut cell = Cell { arm, seed, preset: opts.preset, data, out: &mut cell_out, observer, stop };
                 exp.run_cell(&mut cell)
             });
             let result = result.map_err(|e| e.to_string());
@@ -255,10 +280,11 @@ pub fn run(
     let mut report = Report::new(&format!("{}: {}", exp.name(), exp.description()));
     report.heading("The question").text(exp.question());
     report.heading("How it was run").text(&format!(
-        "`tinymoe experiment run {} --preset {}`, arms {}, seeds {}; one folder per cell (`arm/seed-N/`). \
+        "`tinymoe experiment run {} --preset {} --data {}`, arms {}, seeds {}; one folder per cell (`arm/seed-N/`). \
          Means and sample standard deviations are over the seeds that finished (n).{}",
         exp.name(),
         opts.preset.name(),
+        data.as_str(),
         finished.arms.join(", "),
         finished.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
         if interrupted { " **Interrupted by Ctrl-C: not every cell ran.**" } else { "" }

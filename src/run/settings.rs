@@ -35,6 +35,15 @@ macro_rules! choice {
 }
 
 choice!(
+    /// Which data an experiment runs on: its built-in synthetic data (no download), or the
+    /// real data sets `scripts/fetch-data.sh` puts in `data/`.
+    DataChoice {
+        Synthetic => "synthetic",
+        Real => "real",
+    }
+);
+
+choice!(
     /// The optimiser's update rule.
     Optimizer {
         /// SGD with momentum.
