@@ -110,7 +110,7 @@ fn a_full_disk_while_resuming_names_the_last_good_checkpoint() {
         &[
             &format!("could not save {}: File too large", ckpt.display()),
             "the previous file is unchanged",
-            &format!("the last good checkpoint is {} (epoch {done} of 6)", ckpt.display()),
+            &format!("the last good checkpoint is {} (epoch {done} of 6, step ", ckpt.display()),
             &format!("resume with `tinymoe train lm --resume {} --out {}`", ckpt.display(), dir.display()),
         ],
     );
@@ -196,7 +196,7 @@ fn a_loss_that_turns_nan_stops_with_the_last_good_checkpoint() {
         &[
             " at step ",
             "training stopped",
-            &format!("the last good checkpoint is {} (epoch {done} of 40)", ckpt.display()),
+            &format!("the last good checkpoint is {} (epoch {done} of 40, step ", ckpt.display()),
             &format!("resume with `tinymoe train lm --resume {} --out {}`", ckpt.display(), out.display()),
             "with the same settings it diverges again",
         ],

@@ -179,3 +179,37 @@ fn import_never_writes_over_the_weights_it_reads() {
     assert_clean_error(&o, &["w.safetensors", "would overwrite the input"]);
     assert_eq!(snapshot(&dir), before, "every input is unchanged");
 }
+
+#[test]
+fn export_never_writes_over_the_checkpoint_it_reads() {
+    let dir = tmp_dir("export");
+    let ckpt = forged_lm(&dir, "model.ckpt", |_| {});
+    let before = snapshot(&dir);
+    let o = tinymoe(&["export", "--model", s(&ckpt), "--out", s(&ckpt)]);
+    assert_clean_error(&o, &["model.ckpt", "would overwrite the input"]);
+    let weights = dir.join("w.safetensors");
+    let o = tinymoe(&["export", "--model", s(&ckpt), "--out", s(&weights), "--manifest", s(&ckpt)]);
+    assert_clean_error(&o, &["model.ckpt", "would overwrite the input"]);
+    let o = tinymoe(&["export", "--model", s(&ckpt), "--out", s(&weights), "--manifest", s(&weights)]);
+    assert_clean_error(&o, &["w.safetensors", "would overwrite the input"]);
+    assert_eq!(snapshot(&dir), before, "the checkpoint is unchanged and nothing was written");
+}
+
+/// A run that diverges at once, pointed at an earlier run's folder, leaves that folder as it
+/// was: its checkpoint, its settings (written only with a run's first save) and its metrics.
+#[test]
+fn a_run_that_fails_at_once_leaves_an_existing_results_folder_as_it_was() {
+    let dir = tmp_dir("keep-folder");
+    let out = dir.join("run");
+    let o = tinymoe(&["train", "--preset", "spirals-mlp", "--epochs", "1", "--out", s(&out)]);
+    assert!(o.status.success(), "{}", common::cli::stderr(&o));
+    let before = snapshot(&out);
+    assert!(
+        before.iter().any(|(n, _)| n.ends_with("config.toml")),
+        "{:?}",
+        before.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    let o = tinymoe(&["train", "--preset", "spirals-mlp", "--epochs", "2", "--lr", "1e30", "--out", s(&out)]);
+    assert_clean_error(&o, &["NaN"]);
+    assert_eq!(snapshot(&out), before, "the earlier run's folder is unchanged");
+}

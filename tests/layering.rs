@@ -61,6 +61,16 @@ fn data_and_plot_know_no_maths() {
     check("plot", &["engine", "moe", "models", "data", "cli", "train"]);
 }
 
+/// The run layer (settings, runs, sessions, results, experiments) is library code: it never
+/// reaches up into the command line, and nothing below it reaches up into it.
+#[test]
+fn the_run_layer_sits_under_the_cli() {
+    check("run", &["cli"]);
+    for below in ["engine", "moe", "models", "data", "plot", "train"] {
+        check(below, &["run"]);
+    }
+}
+
 #[test]
 fn only_the_cli_prints() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

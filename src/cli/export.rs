@@ -17,7 +17,7 @@ use crate::checkpoint::{self, NamedTensors};
 use crate::cli::import::Typed;
 use crate::engine::params::Tensors;
 use crate::interchange::{export_safetensors, mapping};
-use crate::io::write_atomic;
+use crate::io::{refuse_overwrite, write_atomic};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,11 @@ fn read_model(path: &Path) -> anyhow::Result<(checkpoint::Header, NamedTensors)>
 
 /// `tinymoe export`.
 pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    // Neither output may land on the checkpoint being exported, nor on each other.
+    refuse_overwrite(&[&a.model], &a.out)?;
+    if let Some(manifest) = &a.manifest {
+        refuse_overwrite(&[&a.model, &a.out], manifest)?;
+    }
     let (header, model) = read_model(&a.model)?;
     let metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),

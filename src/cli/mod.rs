@@ -111,6 +111,8 @@ fn invalid_choice(e: &clap::Error) -> Option<anyhow::Error> {
     let arg = text(ContextKind::InvalidArg)?;
     let value = text(ContextKind::InvalidValue)?;
     let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) else { return None };
+    // `--optimizer <OPTIMIZER>` → optimizer; a positional `<NAME>` → name.
     let name = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or(&arg).replace('-', "_");
+    let name = name.trim_start_matches('<').trim_end_matches('>').to_lowercase();
     Some(anyhow::anyhow!("unknown {name} {value:?} (expected one of: {})", valid.join(", ")))
 }

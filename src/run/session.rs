@@ -69,6 +69,9 @@ pub struct Session<K: Kind> {
     pub results: Results,
     checkpoint: PathBuf,
     last_good: Option<LastGood>,
+    /// config.json and config.toml are written with the first save, so a run that fails
+    /// before it has a checkpoint leaves an existing folder's settings matching its model.
+    settings_written: bool,
     _kind: PhantomData<K>,
 }
 
@@ -93,19 +96,20 @@ impl<K: Kind> Session<K> {
     /// and `config.toml` (which `--config` reads back). A resumed run's checkpoint is the last
     /// good one until this run saves its own.
     pub fn open(out: &Path, spec: &K::Spec, resumed: Option<&Resumed<K>>) -> Result<Session<K>> {
-        let mut results = Results::create(out)?;
-        results.json("config.json", spec)?;
-        let header = format!(
-            "The settings of this run (preset < config file < flags, resolved).\n\
-             Run it again with: tinymoe {} --config config.toml",
-            K::COMMAND
-        );
-        results.text("config.toml", &render(&K::settings(spec), &header)?)?;
+        let results = Results::create(out)?;
+        // Rendered now so that a settings problem fails before training, written at the first save.
+        render(&K::settings(spec), "")?;
         let last_good = resumed.map(|r| {
             let s = K::standing(&r.state);
             LastGood { path: r.path.clone(), step: s.step, epochs: s.epochs_finished }
         });
-        Ok(Session { checkpoint: results.path("model.ckpt"), results, last_good, _kind: PhantomData })
+        Ok(Session {
+            checkpoint: results.path("model.ckpt"),
+            results,
+            last_good,
+            settings_written: false,
+            _kind: PhantomData,
+        })
     }
 
     /// `model.ckpt`: where this run saves.
@@ -132,6 +136,16 @@ impl<K: Kind> Session<K> {
         let saved = Trained { model: model.clone(), state: Some(state.clone()) };
         checkpoint::save(&self.checkpoint, K::KIND, &K::header_config(model), &saved, meta.into())?;
         self.results.record("model.ckpt");
+        if !self.settings_written {
+            self.results.json("config.json", spec)?;
+            let header = format!(
+                "The settings of this run (preset < config file < flags, resolved).\n\
+                 Run it again with: tinymoe {} --config config.toml",
+                K::COMMAND
+            );
+            self.results.text("config.toml", &render(&K::settings(spec), &header)?)?;
+            self.settings_written = true;
+        }
         self.last_good =
             Some(LastGood { path: self.checkpoint.clone(), step: standing.step, epochs: standing.epochs_finished });
         Ok(())
