@@ -154,3 +154,50 @@ fn results_writer_writes_png_and_svg_atomically() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// E6 quick, one seed: every arm's cell writes epochs.csv (and the MoE arms a utilisation
+/// chart), the table and verdicts are in report.md with links that resolve, the numbers are in
+/// range, and a rerun gives the same bytes. `--data real` is refused until the tweets are wired.
+#[test]
+fn e6_quick_runs_every_arm_with_per_epoch_metrics_and_verdicts() {
+    let run = |name: &str| {
+        let out = tmp_dir(name);
+        let o = tinymoe(&["experiment", "run", "e6", "--seeds", "42", "--threads", "1", "--out", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let out = run("run-layer-e6-a");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Verdicts") && report.contains("without the load-balancing loss"), "{report}");
+    for link in report.split("](").skip(1).filter_map(|r| r.split(')').next()) {
+        assert!(out.join(link).is_file(), "report.md links to {link}, which is not there");
+    }
+    let (_, table) = read_csv(&out.join("e6_table.csv"));
+    assert_eq!(table.len(), 9, "8 α × gate rows and the dense reference");
+    for arm in ["a0-linear", "a1e-1-2layer", "dense"] {
+        let cell = out.join(arm).join("seed-42");
+        let (header, rows) = read_csv(&cell.join("epochs.csv"));
+        assert_eq!(rows.len(), 6 + 1, "{arm}: before training and after each of 6 epochs");
+        let acc = header.iter().position(|c| c == "accuracy").unwrap();
+        let last: f64 = rows.last().unwrap()[acc].parse().unwrap();
+        assert!(last > 0.5, "{arm}: 3 classes, trained accuracy {last}");
+        if arm != "dense" {
+            let shares: Vec<f64> = (0..4)
+                .map(|e| {
+                    rows.last().unwrap()[header.iter().position(|c| c == &format!("first_share_{e}")).unwrap()]
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+            assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{arm}: {shares:?}");
+            let png = std::fs::read(cell.join("utilisation.png")).unwrap();
+            assert_eq!(&png[1..4], b"PNG");
+        }
+    }
+    let again = run("run-layer-e6-b");
+    for f in ["summary.csv", "cells.csv", "e6_table.csv", "a0-2layer/seed-42/epochs.csv"] {
+        assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(again.join(f)).unwrap(), "{f}");
+    }
+    let o = tinymoe(&["experiment", "run", "e6", "--data", "real", "--out", s(&tmp_dir("run-layer-e6-real"))]);
+    assert_clean_error(&o, &["--data = real", "e6 runs on synthetic"]);
+}
