@@ -968,3 +968,16 @@ fn ch09_topk_dispatch_capacity_losses_and_collapse_with_its_cure() {
     assert!(runs[0] < 0.1 && runs[1] > 0.15, "ch09: no collapse-and-cure in {}", loads[1]);
     assert_fresh_pngs(&out, 3, started, "ch09");
 }
+
+#[test]
+fn ch13_e6_runs_every_arm_and_prints_its_verdicts() {
+    let out = run("ch13_e6");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch13: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch13");
+    assert_contains(&out, "| a0-linear | 1 |", "ch13");
+    assert_contains(&out, "| dense | 1 |", "ch13");
+    assert_contains(&out, "*Claim: without the load-balancing loss, experts collapse", "ch13");
+    let verdict = line(&out, "*Claim: without the load-balancing loss");
+    assert!(verdict.contains("supported"), "ch13: the verdict says supported or not supported: {verdict}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("wrote ")).count(), 2, "ch13:\n{out}");
+}
