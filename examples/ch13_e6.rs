@@ -39,7 +39,7 @@ fn main() -> tinymoe::Result<()> {
     let mut sums_to_one = true;
     for arm in run.arms.iter().filter(|a| *a != "dense") {
         let text = std::fs::read_to_string(out.join(arm).join("seed-42/epochs.csv"))
-            .map_err(|e| tinymoe::Error::io(&out.join(arm), e))?;
+            .map_err(|e| tinymoe::Error::io(out.join(arm), e))?;
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
         let cols: Vec<usize> =
