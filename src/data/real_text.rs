@@ -187,3 +187,52 @@ fn sorted_entries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 fn is_hidden(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
+
+/// Hashed bag-of-words features of labelled text (E6's real arm): each text's lower-cased
+/// words (runs of letters, digits and apostrophes) are hashed (FNV-1a, 64-bit) into `dims`
+/// buckets; a bucket holds ln(1 + count), and each row is scaled to unit length (an empty
+/// text stays all zeros). Labels are kept; `classes` is the number of labels.
+pub fn hashed_bag_of_words(text: &LabelledText, dims: usize) -> crate::data::synthetic::Dataset {
+    let mut x = ndarray::Array2::<f32>::zeros((text.samples.len(), dims.max(1)));
+    for (mut row, (t, _)) in x.rows_mut().into_iter().zip(&text.samples) {
+        for word in t.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|w| !w.is_empty()) {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in word.to_lowercase().bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            row[(h % dims.max(1) as u64) as usize] += 1.0;
+        }
+        row.mapv_inplace(|c| c.ln_1p());
+        let norm = row.dot(&row).sqrt();
+        if norm > 0.0 {
+            row.mapv_inplace(|v| v / norm);
+        }
+    }
+    crate::data::synthetic::Dataset { x, y: text.samples.iter().map(|&(_, l)| l).collect(), classes: text.labels.len() }
+}
+
+#[cfg(test)]
+mod bag_of_words_tests {
+    use super::*;
+
+    #[test]
+    fn hashed_bag_of_words_counts_words_into_unit_rows() {
+        let text = LabelledText {
+            samples: vec![("Good good day".into(), 2), ("".into(), 0), ("day".into(), 1)],
+            labels: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let d = hashed_bag_of_words(&text, 16);
+        assert_eq!((d.x.dim(), d.y.clone(), d.classes), ((3, 16), vec![2, 0, 1], 3));
+        // Row 0: "good" twice (case folded) and "day" once: ln 3 and ln 2, scaled to length 1.
+        let mut nonzero: Vec<f32> = d.x.row(0).iter().copied().filter(|&v| v > 0.0).collect();
+        nonzero.sort_by(f32::total_cmp);
+        let n = (3f32.ln().powi(2) + 2f32.ln().powi(2)).sqrt();
+        assert_eq!(nonzero.len(), 2);
+        assert!((nonzero[0] - 2f32.ln() / n).abs() < 1e-6 && (nonzero[1] - 3f32.ln() / n).abs() < 1e-6);
+        assert!(d.x.row(1).iter().all(|&v| v == 0.0));
+        // The same word lands in the same bucket in every row.
+        let bucket = |r: usize| d.x.row(r).iter().position(|&v| v > 0.0).unwrap();
+        assert_eq!(d.x.row(2)[bucket(2)], 1.0);
+        assert!(d.x.row(0)[bucket(2)] > 0.0);
+    }
+}

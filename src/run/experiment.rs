@@ -131,6 +131,8 @@ pub struct Summary {
 pub struct Finished {
     pub name: String,
     pub preset: Preset,
+    /// The data it ran on (`--data`).
+    pub data: DataChoice,
     pub seeds: Vec<u64>,
     pub arms: Vec<String>,
     pub cells: Vec<CellOutcome>,
@@ -268,6 +270,7 @@ pub fn run(
     let finished = Finished {
         name: exp.name().to_string(),
         preset: opts.preset,
+        data,
         seeds,
         arms,
         cells,

@@ -7,9 +7,14 @@
 //! k = 2)), Adam 1e-3, batch 64); only α and the gate differ. Every metric is measured on a
 //! held-out test set, before training and after every epoch (`epochs.csv` in each cell).
 //!
-//! Synthetic data only for now: the real tweets (`--data real`) are not wired in yet.
+//! Data: `--data synthetic` (default) is the 20-d synthetic sentiment features; `--data real`
+//! is the 38,158 labelled tweets of `scripts/fetch-data.sh` as hashed bag-of-words features
+//! ([`TWEET_DIMS`] buckets, `real_text::hashed_bag_of_words`), split once (the same split for
+//! every cell); the experts' input width follows the feature width.
 
 use crate::data::corpora;
+use crate::data::real_text;
+use crate::data::synthetic::Dataset;
 use crate::error::{Error, Result};
 use crate::models::moe_classifier::{self as mc, Config, Fit};
 use crate::moe::losses::RouterLossConfig;
@@ -17,6 +22,8 @@ use crate::moe::routing::Gating;
 use crate::plot::line::{line_chart, Series};
 use crate::run::experiment::{Cell, Experiment, Finished, Metrics, Preset};
 use crate::run::results::{Report, Results, Table, Value};
+use crate::run::settings::DataChoice;
+use rand::seq::SliceRandom;
 
 /// E6 over α × gate, and the dense reference.
 pub struct E6;
@@ -34,11 +41,33 @@ const COLLAPSED: f64 = 0.8;
 const BATCH: usize = 64;
 const LR: f64 = 1e-3;
 
-/// Sizes of a run: training rows, test rows, epochs.
-fn sizes(preset: Preset) -> (usize, usize, usize) {
-    match preset {
-        Preset::Quick => (1000, 600, 6),
-        Preset::Full => (3000, 1500, 20),
+/// The hashed bag-of-words width of the tweets' features.
+pub const TWEET_DIMS: usize = 64;
+
+/// Sizes of a run: training rows, test rows, epochs. Real data, full: every tweet, 80 / 20.
+fn sizes(preset: Preset, data: DataChoice) -> (usize, usize, usize) {
+    match (preset, data) {
+        (Preset::Quick, DataChoice::Synthetic) => (1000, 600, 6),
+        (Preset::Full, DataChoice::Synthetic) => (3000, 1500, 20),
+        (Preset::Quick, DataChoice::Real) => (3000, 1000, 6),
+        (Preset::Full, DataChoice::Real) => (30_526, 7_632, 20),
+    }
+}
+
+/// The training and held-out sets of a run: the same for every arm and seed.
+fn datasets(preset: Preset, data: DataChoice) -> Result<(Dataset, Dataset)> {
+    let (n_train, n_test, _) = sizes(preset, data);
+    match data {
+        DataChoice::Synthetic => Ok((corpora::sentiment_features(n_train, 1), corpora::sentiment_features(n_test, 2))),
+        DataChoice::Real => {
+            let tweets = real_text::load_tweets(std::path::Path::new(real_text::TWEETS_CSV))?;
+            let all = real_text::hashed_bag_of_words(&tweets, TWEET_DIMS);
+            let mut order: Vec<usize> = (0..all.len()).collect();
+            order.shuffle(&mut crate::engine::init::rng(2024));
+            let n_train = n_train.min(all.len() * 4 / 5);
+            let n_test = n_test.min(all.len() - n_train);
+            Ok((all.select(&order[..n_train]), all.select(&order[n_train..n_train + n_test])))
+        }
     }
 }
 
@@ -86,6 +115,20 @@ impl Experiment for E6 {
          (4 experts 20 → 64 → 32 → 3, top-2 of a softmax gate, Adam 1e-3, batch 64); only the \
          balancing weight α and the gate (linear, or 2-layer 20 → 32 → 4) change."
     }
+    fn data(&self) -> Vec<DataChoice> {
+        vec![DataChoice::Synthetic, DataChoice::Real]
+    }
+    fn prepare(&self, _: Preset, data: DataChoice) -> Result<()> {
+        let csv = std::path::Path::new(real_text::TWEETS_CSV);
+        if data == DataChoice::Real && !csv.is_file() {
+            return Err(Error::MissingData {
+                path: csv.to_path_buf(),
+                what: "the tweet sentiment set".into(),
+                fetch: crate::data::mnist::FETCH.into(),
+            });
+        }
+        Ok(())
+    }
     fn arms(&self, _: Preset) -> Vec<String> {
         let mut arms: Vec<String> = Vec::new();
         for gate in GATES {
@@ -97,11 +140,12 @@ impl Experiment for E6 {
         arms
     }
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
-        let (n_train, n_test, epochs) = sizes(cell.preset);
+        let (_, _, epochs) = sizes(cell.preset, cell.data);
         // The data are the same for every arm and seed; the seed drives weights and shuffles.
-        let train = corpora::sentiment_features(n_train, 1);
-        let test = corpora::sentiment_features(n_test, 2);
-        let cfg = config(cell.arm)?;
+        let (train, test) = datasets(cell.preset, cell.data)?;
+        let n_train = train.len();
+        let mut cfg = config(cell.arm)?;
+        cfg.d_in = train.x.ncols();
         cfg.validate()?;
         let mut model: mc::Params<f32> = mc::init(&cfg, &mut crate::engine::init::rng(cell.seed));
         let per_epoch = n_train.div_ceil(BATCH);
@@ -135,15 +179,24 @@ impl Experiment for E6 {
         Ok(final_metrics(evals.last().expect("evaluated before training at least"), cfg.n_experts))
     }
     fn report(&self, run: &Finished, out: &mut Results, report: &mut Report) -> Result<()> {
-        let (n_train, n_test, epochs) = sizes(run.preset);
+        let (n_train, n_test, epochs) = sizes(run.preset, run.data);
+        let data = match run.data {
+            DataChoice::Synthetic => "Synthetic 20-d sentiment features (`corpora::sentiment_features`)".to_string(),
+            DataChoice::Real => format!(
+                "Real tweets (`{}`, 3 sentiments, imbalanced: negative 42 %) as {TWEET_DIMS}-bucket hashed \
+                 bag-of-words features (`real_text::hashed_bag_of_words`; the experts' input is {TWEET_DIMS} wide), \
+                 split once at random (seed 2024)",
+                real_text::TWEETS_CSV
+            ),
+        };
         report.heading("Settings").text(&format!(
-            "Synthetic 20-d sentiment features (`corpora::sentiment_features`): {n_train} training rows, \
+            "{data}: {n_train} training rows, \
              {n_test} held-out rows (the same for every cell); {epochs} epochs, Adam lr {LR}, batch {BATCH}. \
              *First-choice share*: the share of held-out rows whose highest gate is that expert. *Dead*: an \
              expert with under {:.0} % of the top-2 assignments. *Specialisation index*: H(class | first-choice \
              expert) / ln 3, so 0 means each expert sees one class and 1 means every expert sees the classes \
-             mixed as in the data. The dense reference is one MLP 20 → 128 → 32 → 3 (6,915 parameters, about \
-             the 7,110 of the two experts a row runs).",
+             mixed as in the data. The dense reference is one MLP d_in → 128 → 32 → 3 (on 20-d input 6,915 \
+             parameters, about the 7,110 of the two experts a row runs).",
             100.0 * DEAD
         ));
         let mut t = Table::new(&[
