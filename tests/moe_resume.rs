@@ -130,8 +130,12 @@ fn train_from(
     (Run { history, model }, state)
 }
 
+/// A fresh folder per call: the tests run in parallel threads of one process and two of them
+/// stop at the same step, so the name alone would let one delete the other's checkpoint.
 fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tinymoe-moe-resume-{}-{name}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("tinymoe-moe-resume-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("model.ckpt")
