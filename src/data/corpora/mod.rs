@@ -1,6 +1,7 @@
 //! Synthetic domain corpora, deterministic by seed: code (Python-like), math (equations and
-//! worked calculations), story, science, psychology, history, medicine, business, and
-//! 3-class sentiment (reviews as text, and E6's 20-dimensional features).
+//! worked calculations), story, science, psychology, history, medicine, business, cooking
+//! (recipes) and sports (match reports), and 3-class sentiment (reviews as text, and E6's
+//! 20-dimensional features).
 //!
 //! ```text
 //!   generate(Domain::Medicine, 3, 42)
@@ -27,6 +28,7 @@
 
 mod business;
 mod code;
+mod cooking;
 mod history;
 pub mod lexicon;
 mod math;
@@ -35,6 +37,7 @@ mod psychology;
 mod science;
 pub mod sentiment;
 pub mod sentiment_features;
+mod sports;
 pub mod stats;
 mod story;
 pub mod templates;
@@ -60,11 +63,13 @@ pub enum Domain {
     Medicine,
     Business,
     Sentiment,
+    Cooking,
+    Sports,
 }
 
 impl Domain {
     /// Every domain, in label order.
-    pub const ALL: [Domain; 9] = [
+    pub const ALL: [Domain; 11] = [
         Domain::Code,
         Domain::Math,
         Domain::Story,
@@ -74,11 +79,26 @@ impl Domain {
         Domain::Medicine,
         Domain::Business,
         Domain::Sentiment,
+        Domain::Cooking,
+        Domain::Sports,
     ];
     /// E2's four domains.
     pub const E2: [Domain; 4] = [Domain::Code, Domain::Math, Domain::Story, Domain::Science];
     /// E3's four overlapping domains.
     pub const E3: [Domain; 4] = [Domain::Psychology, Domain::History, Domain::Medicine, Domain::Business];
+    /// E5's ten: the eight prose and code domains, and cooking and sports (added for E5).
+    pub const E5: [Domain; 10] = [
+        Domain::Code,
+        Domain::Math,
+        Domain::Story,
+        Domain::Science,
+        Domain::Psychology,
+        Domain::History,
+        Domain::Medicine,
+        Domain::Business,
+        Domain::Cooking,
+        Domain::Sports,
+    ];
 
     /// The label: position in [`Domain::ALL`].
     pub fn index(self) -> usize {
@@ -97,6 +117,8 @@ impl Domain {
             Domain::Medicine => "medicine",
             Domain::Business => "business",
             Domain::Sentiment => "sentiment",
+            Domain::Cooking => "cooking",
+            Domain::Sports => "sports",
         }
     }
 }
@@ -161,6 +183,8 @@ fn one(domain: Domain, rng: &mut ChaCha8Rng) -> String {
         Domain::History => &history::TEMPLATES,
         Domain::Medicine => &medicine::TEMPLATES,
         Domain::Business => &business::TEMPLATES,
+        Domain::Cooking => &cooking::TEMPLATES,
+        Domain::Sports => &sports::TEMPLATES,
         Domain::Sentiment => unreachable!("sentiment is generated with its labels"),
     };
     templates::compose(prose, lexicon::SHARED, target, MAX_BYTES, rng)
