@@ -51,6 +51,8 @@ fn balanced_sampling_gives_every_label_equal_share_in_every_round() {
     let order = b.order(Sampling::Balanced, &mut ChaCha8Rng::seed_from_u64(7));
     // Label 0 has 3 sequences; labels 1 and 2 are cycled up to 3 each: 9 in all.
     assert_eq!(order.len(), 9);
+    assert_eq!(b.epoch_len(true), 9, "the epoch length a schedule is planned with");
+    assert_eq!(b.epoch_len(false), 5);
     for batch in b.iter(&order) {
         let mut l = batch.labels.clone();
         l.sort();

@@ -122,6 +122,19 @@ impl<'a> Batches<'a> {
         self.seqs.iter().flat_map(|s| s.iter().copied()).max()
     }
 
+    /// Sequences in one epoch: every one once, or with `balanced` sampling as many of each
+    /// label as the largest label has ([`Sampling::Balanced`]).
+    pub fn epoch_len(&self, balanced: bool) -> usize {
+        if !balanced {
+            return self.len();
+        }
+        let mut counts = vec![0usize; self.n_labels()];
+        for &l in self.labels {
+            counts[l] += 1;
+        }
+        counts.iter().filter(|&&c| c > 0).count() * counts.iter().copied().max().unwrap_or(0)
+    }
+
     /// The order of one epoch's sequences.
     pub fn order(&self, sampling: Sampling, rng: &mut impl rand::Rng) -> Vec<usize> {
         match sampling {

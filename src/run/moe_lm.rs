@@ -42,6 +42,10 @@ pub struct MoeLmSpec {
     pub preset: String,
     pub domains: Vec<String>,
     pub train_per_domain: usize,
+    /// Training samples of each domain, in the order of `domains`, instead of
+    /// `train_per_domain` for all (unbalanced domains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_train: Option<Vec<usize>>,
     pub val_per_domain: usize,
     /// Sequences are cut to this many predicted positions (bytes).
     pub max_len: usize,
@@ -81,6 +85,12 @@ pub const FIELDS: &[Field] = &[
          lists them: code, math, story, science, psychology, history, medicine, business).",
     ),
     Field::new("train_per_domain", "Training samples per domain; integer ≥ 1."),
+    Field::optional(
+        "domain_train",
+        "Training samples of each domain, one integer ≥ 1 per entry of domains, in that order\n\
+         (unbalanced domains; see balanced). Unset: train_per_domain each.",
+        "[500, 50, 50, 50]",
+    ),
     Field::new("val_per_domain", "Validation samples per domain (generated from another seed); integer ≥ 1."),
     Field::new("max_len", "Bytes per sequence (longer samples are cut); integer ≥ 1, the model's context."),
     Field::new("d_model", "Width of the residual stream; integer ≥ 1, a multiple of n_heads."),
@@ -147,7 +157,19 @@ impl MoeLmSpec {
     /// Every value against its allowed range, naming the first bad one: the one check for
     /// presets, config files, flags and resumed checkpoints.
     pub fn validate(&self) -> Result<()> {
-        self.domain_list()?;
+        let domains = self.domain_list()?;
+        if let Some(sizes) = &self.domain_train {
+            if sizes.len() != domains.len() {
+                return Err(Error::bad_value(
+                    "domain_train",
+                    format!("{sizes:?}"),
+                    &format!("needs one count per domain: {} (domains = {:?})", domains.len(), self.domains),
+                ));
+            }
+            for &n in sizes {
+                crate::io::check_count("domain_train", n, "")?;
+            }
+        }
         for (name, v) in [
             ("train_per_domain", self.train_per_domain),
             ("val_per_domain", self.val_per_domain),
@@ -279,6 +301,11 @@ impl MoeLmSpec {
         }
     }
 
+    /// Training samples of each domain, in the order of `domains`.
+    pub fn train_sizes(&self) -> Vec<usize> {
+        self.domain_train.clone().unwrap_or_else(|| vec![self.train_per_domain; self.domains.len()])
+    }
+
     /// A short description of the model for the summary line.
     pub fn describe(&self) -> String {
         let gating = match (self.routing, self.gating) {
@@ -296,6 +323,7 @@ pub fn preset_moe_lm() -> MoeLmSpec {
         preset: "moe-lm".into(),
         domains: Domain::E2.iter().map(|d| d.name().to_string()).collect(),
         train_per_domain: 500,
+        domain_train: None,
         val_per_domain: 50,
         max_len: 128,
         d_model: 96,
@@ -415,9 +443,15 @@ pub struct Outcome {
 
 /// The labelled byte sequences of the spec's domains: `per` samples each, from `seed`.
 pub fn encode(domains: &[Domain], per: usize, seed: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
+    encode_sizes(domains, &vec![per; domains.len()], seed)
+}
+
+/// The same with `sizes[i]` samples of domain i (each domain's first samples of its stream,
+/// so a smaller domain's samples are a prefix of a larger one's).
+pub fn encode_sizes(domains: &[Domain], sizes: &[usize], seed: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
     let mut seqs = Vec::new();
     let mut labels = Vec::new();
-    for (label, &d) in domains.iter().enumerate() {
+    for (label, (&d, &per)) in domains.iter().zip(sizes).enumerate() {
         for text in corpora::generate(d, per, seed) {
             seqs.push(Bytes.encode(&text));
             labels.push(label);
@@ -446,12 +480,13 @@ pub fn run(
     let domains = spec.domain_list()?;
     let pad = model_cfg.pad_id.ok_or_else(|| Error::bad_value("pad_id", "none", "the MoE LM needs a padding id"))?;
     let seed = spec.training.seed;
-    let (train_seqs, train_labels) = encode(&domains, spec.train_per_domain, seed);
+    let (train_seqs, train_labels) = encode_sizes(&domains, &spec.train_sizes(), seed);
     let (val_seqs, val_labels) = encode(&domains, spec.val_per_domain, val_seed(seed));
     let batch = spec.training.batch_size;
     let train_data = Batches::new(&train_seqs, &train_labels, spec.max_len, pad, batch)?;
     let val_data = Batches::new(&val_seqs, &val_labels, spec.max_len, pad, batch)?;
-    let steps_per_epoch = train_data.len().div_ceil(batch);
+    // Balanced sampling oversamples the small domains: an epoch is as long as its order.
+    let steps_per_epoch = train_data.epoch_len(spec.balanced).div_ceil(batch);
     let cfg = spec.training.to_config(steps_per_epoch)?;
     let mut session = Session::<MoeLmRun>::open(out, spec, resume.as_ref())?;
     let (mut model, state) = match resume {
