@@ -127,6 +127,10 @@ impl<F: Float> Cache<F> {
     pub fn probs(&self) -> &Array2<F> {
         self.ce.probs()
     }
+    /// Attention weights of shared block `layer`: [batch, n_heads, seq, seq].
+    pub fn attention(&self, layer: usize) -> &ndarray::Array4<F> {
+        self.shared[layer].attn.probs()
+    }
 }
 
 /// GPT-2 style init (std 0.02), the router as in `moe::router`.
@@ -182,12 +186,9 @@ pub fn forward<F: Float>(
     let cfg = p.config;
     let (batch, seq) = ids.dim();
     assert_eq!(ids.dim(), targets.dim(), "moe lm: ids are {:?}, targets {:?}", ids.dim(), targets.dim());
-    let d = cfg.d_model;
-    let (h0, embed) = embedding::forward(&p.embed, ids, cfg.pad_id);
-    let h0 = h0.into_shape_with_order((batch * seq, d)).expect("standard layout");
     let pad = crate::models::transformer_lm::padding_mask(ids, cfg.pad_id);
     let mask = Mask { causal: true, key_padding: pad.as_ref().map(|m| m.view()) };
-    let (h, shared) = block::forward_stack(&p.shared, h0.view(), batch, seq, mask, mode);
+    let (h, embed, shared) = trunk(p, ids, mask, mode);
     let (h1, moe, ln_moe) = match &p.ln_moe {
         Some(ln) => {
             let (a, ln_cache) = layer_norm::forward(ln, h.view());
@@ -222,6 +223,63 @@ pub fn forward<F: Float>(
     let total = lm + router.total + cfg.domain_loss.map_or(0.0, |w| w * domain);
     let cache = Cache { embed, shared, ln_moe, moe, ln_f, head, ce, dz, batch, seq };
     (Losses { lm, router, domain, total }, cache)
+}
+
+/// Embedding and the shared (causal) stack: h [batch·seq, d], what the MoE layer's residual
+/// carries.
+fn trunk<F: Float>(
+    p: &Params<F>,
+    ids: ArrayView2<usize>,
+    mask: Mask,
+    mode: &mut Mode,
+) -> (Array2<F>, embedding::Cache, Vec<block::Cache<F>>) {
+    let (batch, seq) = ids.dim();
+    let (h0, embed) = embedding::forward(&p.embed, ids, p.config.pad_id);
+    let h0 = h0.into_shape_with_order((batch * seq, p.config.d_model)).expect("standard layout");
+    let (h, shared) = block::forward_stack(&p.shared, h0.view(), batch, seq, mask, mode);
+    (h, embed, shared)
+}
+
+/// The router's logits [batch, seq, E] as they are with only the first t + 1 tokens of each
+/// sequence known — what a domain-routed model can decide while it generates. Sequence-level
+/// routing reads the mean of the MoE layer's input over the real positions so far; the shared
+/// stack is causal, so position t's input does not depend on later tokens and this equals
+/// routing the truncated prefix (a test checks it). Token-level routing: each position's own
+/// logits. Eval mode; padding positions carry the last real position's logits.
+pub fn prefix_router_logits<F: Float>(p: &Params<F>, ids: ArrayView2<usize>) -> ndarray::Array3<f64> {
+    let (batch, seq) = ids.dim();
+    let pad = crate::models::transformer_lm::padding_mask(ids, p.config.pad_id);
+    let mask = Mask { causal: true, key_padding: pad.as_ref().map(|m| m.view()) };
+    let (h, _, _) = trunk(p, ids, mask, &mut Mode::Eval);
+    let x = match &p.ln_moe {
+        Some(ln) => layer_norm::forward(ln, h.view()).0,
+        None => h,
+    };
+    let units = match p.config.level {
+        Level::Token => x,
+        Level::Sequence => {
+            let mut means = Array2::<F>::zeros(x.raw_dim());
+            for b in 0..batch {
+                let mut sum = Array1::<F>::zeros(x.ncols());
+                let mut n = 0usize;
+                for t in 0..seq {
+                    let r = b * seq + t;
+                    if pad.as_ref().is_none_or(|m| m[[b, t]] != 0) {
+                        sum += &x.row(r);
+                        n += 1;
+                    }
+                    if n > 0 {
+                        let inv = F::one() / F::lit(n as f64);
+                        means.row_mut(r).assign(&sum.mapv(|v| v * inv));
+                    }
+                }
+            }
+            means
+        }
+    };
+    let (z, _, _) = crate::moe::router::forward(&p.moe.router, units.view(), &mut Mode::Eval);
+    let e = z.ncols();
+    z.mapv(|v| v.to_f64().unwrap_or(f64::NAN)).into_shape_with_order((batch, seq, e)).expect("standard layout")
 }
 
 /// [units, E]: 1 where a unit chose the expert (before capacity), what the Switch loss's fᵢ counts.

@@ -389,6 +389,7 @@ fn check_resumes(opt: &Optimizer<f32>, model: &dyn Tensors<f32>) -> Result<()> {
     Ok(())
 }
 
+pub mod domain_eval;
 mod lm;
 mod moe;
 pub use lm::*;
