@@ -32,7 +32,7 @@ fn main() -> tinymoe::Result<()> {
     let opts = Options { preset: Preset::Quick, seeds: Some(vec![42]), arms: None, data: None, out: out.clone() };
     println!("== E6, quick preset, seed 42: `tinymoe experiment run e6 --seeds 42`");
     let run = experiment::run(&E6, &opts, &mut Quiet, None)?;
-    print!("{}", experiment::wide_summary(&run).to_markdown());
+    print!("{}", experiment::wide_summary(&run, &[]).to_markdown());
     facts.check("every one of the 9 cells ran", run.cells.len() == 9 && run.failures().is_empty());
 
     // Each MoE cell's first-choice shares are a distribution over the four experts.

@@ -73,7 +73,7 @@ fn run(r: RunArgs) -> anyhow::Result<()> {
     drop(guard);
     term.finish();
     println!("\n== {} ({}, {:.1} s): mean ± std over seeds", exp.name(), r.preset.name(), finished.seconds);
-    print!("{}", experiment::wide_summary(&finished).to_markdown());
+    print!("{}", experiment::wide_summary(&finished, exp.headline()).to_markdown());
     let failures = finished.failures();
     for (arm, seed, e) in &failures {
         println!("   FAILED {arm} · seed {seed}: {e}");

@@ -82,6 +82,11 @@ pub trait Experiment: Sync {
     fn prepare(&self, _preset: Preset, _data: DataChoice) -> Result<()> {
         Ok(())
     }
+    /// The metrics the terminal and the report's summary show (empty: every one); summary.csv
+    /// and cells.csv always hold them all.
+    fn headline(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Runs one cell, writing into `cell.out`, and returns what it measured.
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics>;
     /// Adds the experiment's own sections (tables, figures, verdicts) to the report after the
@@ -292,7 +297,10 @@ pub fn run(
         finished.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
         if interrupted { " **Interrupted by Ctrl-C: not every cell ran.**" } else { "" }
     ));
-    report.heading("Summary (mean ± std over seeds)").table(&wide_summary(&finished));
+    report.heading("Summary (mean ± std over seeds)").table(&wide_summary(&finished, exp.headline()));
+    if !exp.headline().is_empty() {
+        report.text("Every metric of every cell: `summary.csv` (mean, std, n) and `cells.csv`.");
+    }
     let failures = finished.failures();
     if !failures.is_empty() {
         report.heading("Failed cells");
@@ -350,13 +358,17 @@ pub fn summary_table(summary: &[Summary]) -> Table {
     t
 }
 
-/// The summary as one row per arm and one column per metric (mean ± std), for the report.
-pub fn wide_summary(f: &Finished) -> Table {
+/// The summary as one row per arm and one column per metric (mean ± std), for the report:
+/// the metrics in `only` (in that order), or every one when `only` is empty.
+pub fn wide_summary(f: &Finished, only: &[&str]) -> Table {
     let mut metrics: Vec<&str> = Vec::new();
     for s in &f.summary {
-        if !metrics.contains(&s.metric.as_str()) {
+        if !metrics.contains(&s.metric.as_str()) && (only.is_empty() || only.contains(&s.metric.as_str())) {
             metrics.push(&s.metric);
         }
+    }
+    if !only.is_empty() {
+        metrics.sort_by_key(|m| only.iter().position(|o| o == m));
     }
     let mut columns = vec!["arm", "n"];
     columns.extend(metrics.iter().copied());

@@ -431,6 +431,8 @@ pub fn load_for_resume(path: &Path) -> Result<Resume> {
 /// What an MoE LM run produced, for the summary.
 pub struct Outcome {
     pub history: MoeHistory,
+    /// The trained model (as saved in the checkpoint), for analyses after the run.
+    pub model: moe_lm::Params<f32>,
     pub domains: Vec<String>,
     pub n_experts: usize,
     /// The token-by-token listing of one validation sample per domain (tokens.txt).
@@ -537,6 +539,7 @@ pub fn run(
     }
     Ok(Outcome {
         history,
+        model,
         domains: spec.domains.clone(),
         n_experts: model_cfg.n_experts,
         listing,
