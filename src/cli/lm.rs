@@ -1,17 +1,14 @@
-//! `tinymoe train lm`, `tinymoe generate` and `tinymoe attention`: flags → settings →
-//! `run::lm` → printed summary.
+//! `tinymoe train lm` and `tinymoe attention`: flags → settings → `run::lm` → printed summary.
+//! (`tinymoe generate` is in `generate.rs`.)
 
 use crate::cli::progress::Terminal;
-use crate::engine::init;
 use crate::error::Error;
-use crate::models::generate::{self, Decode, Sampling};
 use crate::run::config::{self, Settings};
 use crate::run::lm::{self, LmSpec, Outcome};
 use crate::run::results::Results;
 use crate::run::settings::{set_threads, Optimizer};
 use clap::Args;
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
@@ -193,71 +190,6 @@ fn print_outcome(spec: &LmSpec, o: &Outcome) {
     println!(
         "   next: tinymoe generate --model {c} --prompt \"The \"   |   tinymoe attention --model {c} --text \"...\""
     );
-}
-
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// A checkpoint written by `tinymoe train lm`.
-    #[arg(long, default_value = "results/lm/model.ckpt")]
-    pub model: PathBuf,
-    /// The text to continue.
-    #[arg(long, default_value = "The ")]
-    pub prompt: String,
-    /// How many tokens to generate.
-    #[arg(long, default_value_t = 300)]
-    pub tokens: usize,
-    /// Softmax temperature (> 0); lower is more conservative.
-    #[arg(long, default_value_t = 0.8)]
-    pub temperature: f64,
-    /// Sample among the k most likely tokens only (0: all).
-    #[arg(long, default_value_t = 20)]
-    pub top_k: usize,
-    /// Always take the most likely token (ignores temperature, top-k and seed).
-    #[arg(long)]
-    pub greedy: bool,
-    /// Seed of the sampling.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Recompute the whole context for every token instead of using the KV cache (slow: for
-    /// comparing).
-    #[arg(long)]
-    pub recompute: bool,
-}
-
-/// `tinymoe generate`.
-pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
-    let (model, tok) = lm::load_model(&a.model)?;
-    if !(a.greedy || (a.temperature.is_finite() && a.temperature > 0.0)) {
-        return Err(
-            Error::bad_value("temperature", a.temperature, "must be a finite number > 0 (or use --greedy)").into()
-        );
-    }
-    let prompt = tok.encode(&a.prompt);
-    if prompt.is_empty() {
-        return Err(Error::bad_value("prompt", "\"\"", "needs at least one character to continue").into());
-    }
-    let how = if a.greedy {
-        Sampling::GREEDY
-    } else {
-        Sampling { temperature: a.temperature, top_k: (a.top_k > 0).then_some(a.top_k) }
-    };
-    let decode = if a.recompute { Decode::Recompute } else { Decode::KvCache };
-    let started = Instant::now();
-    let new = generate::generate(&model, &prompt, a.tokens, how, decode, &mut init::rng(a.seed));
-    let seconds = started.elapsed().as_secs_f64();
-    println!("{}{}", a.prompt, tok.decode(&new));
-    eprintln!(
-        "\n[{} tokens in {seconds:.2} s: {:.0} tokens/s, {}; {}]",
-        new.len(),
-        new.len() as f64 / seconds.max(1e-9),
-        if a.recompute { "full recompute" } else { "KV cache" },
-        if a.greedy {
-            "greedy".to_string()
-        } else {
-            format!("temperature {}, top-k {}, seed {}", a.temperature, a.top_k, a.seed)
-        }
-    );
-    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod experiment;
 mod export;
+mod generate;
 mod import;
 mod inspect;
 mod layer;
@@ -37,9 +38,11 @@ pub enum Command {
     /// epoch; --resume continues it, Ctrl-C saves) into --out. `train lm`: a language model;
     /// `train moe`: an MoE language model.
     Train(Box<train::TrainArgs>),
-    /// Continue a prompt with a language model trained by `tinymoe train lm` (greedy,
-    /// temperature and top-k sampling, seeded; a KV cache makes each token O(context)).
-    Generate(lm::GenerateArgs),
+    /// Continue a prompt with a language model (`tinymoe train lm`: a KV cache makes each token
+    /// O(context)) or an MoE language model (`tinymoe train moe`: each token shown with its
+    /// expert, the domain classifier's belief as the text grows); greedy, temperature and top-k
+    /// sampling, seeded.
+    Generate(generate::GenerateArgs),
     /// Draw a trained language model's attention weights for a text: one PNG per layer,
     /// one panel per head, tokens on both axes.
     Attention(lm::AttentionArgs),
@@ -82,7 +85,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => train::demo(a),
         Command::Train(a) => train::train(*a),
-        Command::Generate(a) => lm::generate(a),
+        Command::Generate(a) => generate::generate(a),
         Command::Attention(a) => lm::attention(a),
         Command::Bench(a) => bench::bench(a),
         Command::Tokenizer(a) => tokenizer::tokenizer(a),

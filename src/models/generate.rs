@@ -26,6 +26,9 @@ use crate::models::transformer_lm::{self as lm, Params};
 use ndarray::{s, Array1, Array2};
 use rand::Rng as _;
 
+/// MoE LM generation with attribution lives beside this file; reachable from here too.
+pub use crate::models::moe_generate::{generate_moe, MoeGenerated};
+
 /// How to pick the next token from the logits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sampling {

@@ -6,6 +6,7 @@
 pub mod classifier;
 pub mod generate;
 pub mod moe_classifier;
+pub mod moe_generate;
 pub mod moe_lm;
 pub mod transformer_lm;
 pub mod validate;

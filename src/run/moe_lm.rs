@@ -6,6 +6,7 @@
 //! folder has the validation loss per domain, the domain × expert routing heatmaps and a
 //! token-by-token listing of one sample per domain (which expert took which byte).
 
+use crate::checkpoint;
 use crate::data::batch::Batches;
 use crate::data::corpora::{self, Domain};
 use crate::data::tokenizer::{Bytes, Tokenizer};
@@ -426,6 +427,20 @@ pub fn load_for_resume(path: &Path) -> Result<Resume> {
         });
     }
     Ok(r)
+}
+
+/// Loads an MoE LM checkpoint's model (validating all of it) for generation or analysis, with
+/// the domain names its run was trained on, in label order (empty when the file does not record
+/// its settings, e.g. weights only). Byte-level: the tokeniser is always [`Bytes`].
+pub fn load_model(path: &Path) -> Result<(moe_lm::Params<f32>, Vec<String>)> {
+    let (header, saved): (_, checkpoint::Trained<moe_lm::Params<f32>, MoeState>) = checkpoint::load(path, KIND)?;
+    let domains = header
+        .meta
+        .get("spec")
+        .and_then(|s| s.get("domains"))
+        .and_then(|d| serde_json::from_value::<Vec<String>>(d.clone()).ok())
+        .unwrap_or_default();
+    Ok((saved.model, domains))
 }
 
 /// What an MoE LM run produced, for the summary.
