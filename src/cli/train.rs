@@ -6,7 +6,6 @@ use crate::error::Error;
 use crate::run::classifier::{self, Outcome, Spec};
 use crate::run::config::{self, Settings};
 use crate::run::settings::{set_threads, ClassifierModel, Optimizer, ScheduleKind};
-use crate::run::{moe_lm, Observer};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -90,19 +89,6 @@ pub enum What {
     Moe(crate::cli::moe::MoeArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Results folder.
-    #[arg(long, default_value = "results/demo")]
-    pub out: PathBuf,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// A few epochs only (seconds; used by the tests).
-    #[arg(long)]
-    pub quick: bool,
-}
-
 /// The run's settings: the preset, then the `--config` file, then the flags; validated.
 fn resolve(a: &TrainArgs) -> anyhow::Result<Spec> {
     let file = a.config.as_deref().map(config::File::read).transpose()?;
@@ -152,27 +138,6 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     let outcome = classifier::run(&spec, &a.out, resume, true, &mut Terminal::default())
         .map_err(|e| anyhow::Error::from(e).context(format!("training {label}")))?;
     print_outcome(&label, &spec, &outcome);
-    Ok(())
-}
-
-pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
-    let mut term = Terminal::default();
-    term.note("tinymoe demo: an MLP and a 4-expert mixture learn five interleaved spirals, every gradient by hand\n");
-    for name in ["spirals-mlp", "spirals-moe"] {
-        let spec = classifier::demo_spec(name, a.seed, a.quick)?;
-        let outcome = classifier::run(&spec, &a.out.join(name), None, true, &mut term)?;
-        if !print_outcome(name, &spec, &outcome) {
-            return Ok(());
-        }
-    }
-    term.note("tinymoe demo: a token-routed MoE language model learns four synthetic domains byte by byte\n");
-    let spec = moe_lm::demo_spec(a.seed, a.quick);
-    let outcome = moe_lm::run(&spec, &a.out.join("moe-lm"), None, true, &mut term)?;
-    if !crate::cli::moe::print_outcome(&spec, &outcome) {
-        return Ok(());
-    }
-    println!("Open the PNGs above: regions.png shows what each model learned, routing.png how the gate split the plane among its experts,");
-    println!("routing_top_expert.png which expert each domain's tokens went to.");
     Ok(())
 }
 

@@ -206,3 +206,9 @@ fn read_last<F: Float>(p: &Params<F>, context: &[usize], force: Option<usize>) -
         .collect();
     Read { expert: top, gates, router_probs, logp }
 }
+
+/// The text with an `[eN]` tag wherever another expert takes over (the first token's expert
+/// opens it): the plain-text attribution of files and pipes. `decode` turns token ids into text.
+pub fn tagged_text(g: &MoeGenerated, decode: impl Fn(&[usize]) -> String) -> String {
+    g.runs().into_iter().map(|(e, range)| format!("[e{e}]{}", decode(&g.tokens[range]))).collect()
+}

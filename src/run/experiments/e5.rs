@@ -51,24 +51,76 @@ const PREFIXES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 96, 128];
 /// Bytes of each domain's sample shown in its attention map.
 const ATTENTION_BYTES: usize = 32;
 
-/// The settings every domain-routed arm shares, for a preset and a seed.
-pub fn base(preset: Preset, seed: u64) -> MoeLmSpec {
-    let full = preset == Preset::Full;
+/// The sizes of a run: data, model, epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub train_per_domain: usize,
+    pub val_per_domain: usize,
+    pub max_len: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub shared_layers: usize,
+    pub expert_hidden: usize,
+    pub epochs: usize,
+    pub warmup_steps: usize,
+}
+
+impl Size {
+    /// `--preset full`: E5's run.
+    pub const FULL: Size = Size {
+        train_per_domain: 200,
+        val_per_domain: 50,
+        max_len: 128,
+        d_model: 64,
+        n_heads: 4,
+        d_ff: 256,
+        shared_layers: 2,
+        expert_hidden: 256,
+        epochs: 6,
+        warmup_steps: 30,
+    };
+    /// `--preset quick`: seconds, for tests (too short to learn the domains).
+    pub const QUICK: Size = Size {
+        train_per_domain: 12,
+        val_per_domain: 6,
+        max_len: 48,
+        d_model: 32,
+        n_heads: 2,
+        d_ff: 64,
+        shared_layers: 1,
+        expert_hidden: 64,
+        epochs: 2,
+        warmup_steps: 2,
+    };
+    /// The main job (`tinymoe demo`): the full model for half of its epochs.
+    pub const DEMO: Size = Size { epochs: 3, ..Size::FULL };
+
+    pub fn of(preset: Preset) -> Size {
+        match preset {
+            Preset::Quick => Size::QUICK,
+            Preset::Full => Size::FULL,
+        }
+    }
+}
+
+/// The settings every domain-routed arm shares, for a size and a seed.
+pub fn base(size: Size, seed: u64) -> MoeLmSpec {
     MoeLmSpec {
-        preset: format!("e5-{}", preset.name()),
+        preset: "e5".into(),
         domains: Domain::E5.iter().map(|d| d.name().to_string()).collect(),
-        train_per_domain: if full { 200 } else { 12 },
+        train_per_domain: size.train_per_domain,
         domain_train: None,
-        val_per_domain: if full { 50 } else { 6 },
-        max_len: if full { 128 } else { 48 },
-        d_model: if full { 64 } else { 32 },
-        n_heads: if full { 4 } else { 2 },
-        d_ff: if full { 256 } else { 64 },
+        val_per_domain: size.val_per_domain,
+        max_len: size.max_len,
+        d_model: size.d_model,
+        n_heads: size.n_heads,
+        d_ff: size.d_ff,
         dropout: 0.0,
-        shared_layers: if full { 2 } else { 1 },
+        shared_layers: size.shared_layers,
         experts: Domain::E5.len(),
         expert: ExpertChoice::Mlp,
-        expert_hidden: if full { 256 } else { 64 },
+        expert_hidden: size.expert_hidden,
         expert_layers: 1,
         router_hidden: None,
         noisy: false,
@@ -86,24 +138,31 @@ pub fn base(preset: Preset, seed: u64) -> MoeLmSpec {
         teacher_start: 1.0,
         teacher_end: 0.0,
         training: TrainingSpec {
-            epochs: if full { 6 } else { 2 },
+            epochs: size.epochs,
             batch_size: 16,
             lr: 3e-3,
             optimizer: Optimizer::Adam,
             momentum: 0.9,
             weight_decay: 0.0,
             schedule: ScheduleKind::Cosine,
-            warmup_steps: if full { 30 } else { 2 },
+            warmup_steps: size.warmup_steps,
             clip: Some(1.0),
             seed,
         },
     }
 }
 
-/// The settings of one arm.
+/// The settings of one arm of a preset.
 pub fn spec(arm: &str, preset: Preset, seed: u64) -> Result<MoeLmSpec> {
-    let mut s = base(preset, seed);
+    let mut s = sized(arm, Size::of(preset), seed)?;
     s.preset = format!("e5-{}-{arm}", preset.name());
+    Ok(s)
+}
+
+/// The settings of one arm at any size.
+pub fn sized(arm: &str, size: Size, seed: u64) -> Result<MoeLmSpec> {
+    let mut s = base(size, seed);
+    s.preset = format!("e5-{arm}");
     let dense = |s: &mut MoeLmSpec, hidden: usize| {
         s.routing = RoutingChoice::Token;
         s.experts = 1;
@@ -177,282 +236,335 @@ impl Experiment for E5 {
 
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
         let spec = spec(cell.arm, cell.preset, cell.seed)?;
-        let o = moe_lm::run(&spec, cell.out.dir(), None, false, cell.observer)?;
-        let last = o.history.epochs.last().ok_or_else(|| Error::bad_value("epochs", 0, "no epoch ran"))?;
-        let domains = spec.domain_list()?;
-        let names: Vec<String> = spec.domains.clone();
-        let nd = domains.len();
-        let pad = o.model.config.pad_id.unwrap_or(256);
-        let (val_seqs, val_labels) = moe_lm::encode(&domains, spec.val_per_domain, moe_lm::val_seed(cell.seed));
-        let batch = spec.training.batch_size;
-        let val = Batches::new(&val_seqs, &val_labels, spec.max_len, pad, batch)?;
-        let m = &o.model;
-
-        let total = count(m as &dyn Tensors<f32>);
-        let expert = count(&m.moe.experts[0] as &dyn Tensors<f32>);
-        let active = total - (m.config.n_experts - 1) * expert;
-        let mut metrics: Metrics = vec![
-            ("val_loss".into(), last.val.loss),
-            ("steps".into(), o.history.step_losses.len() as f64),
-            ("params_total".into(), total as f64),
-            ("params_active".into(), active as f64),
-        ];
-        // Model routing first: it is the one every arm has.
-        let routings: &[Routing] = if is_routed(cell.arm) {
-            &[Routing::Model, Routing::True, Routing::Prefix, Routing::Wrong]
-        } else {
-            &[Routing::Model]
-        };
-        let mut ppl_table = Table::new(
-            &std::iter::once("domain".to_string())
-                .chain(routings.iter().map(|r| format!("ppl_{}", r.name())))
-                .chain(is_routed(cell.arm).then(|| "routing_accuracy".to_string()))
-                .collect::<Vec<_>>(),
-        );
-        let ppl: Vec<Vec<f64>> =
-            routings.iter().map(|&r| domain_eval::domain_perplexity(m, &val, nd, r, batch)).collect();
-        let classified = is_routed(cell.arm).then(|| domain_eval::classify(m, &val, nd, batch));
-        for (d, name) in names.iter().enumerate() {
-            let mut row: Vec<Value> = vec![name.as_str().into()];
-            row.extend(ppl.iter().map(|p| Value::Num(p[d])));
-            if let Some(c) = &classified {
-                row.push(c.domain_accuracy(d).into());
-            }
-            ppl_table.push(row);
-        }
-        cell.out.table("perplexity.csv", &ppl_table)?;
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let heavy = domains.iter().position(|&d| d == HEAVY);
-        let small = |v: &[f64]| {
-            let rest: Vec<f64> = v.iter().enumerate().filter(|(i, _)| Some(*i) != heavy).map(|(_, &x)| x).collect();
-            mean(&rest)
-        };
-        for (r, p) in routings.iter().zip(&ppl) {
-            metrics.push((format!("ppl_{}", r.name()), mean(p)));
-        }
-        metrics.push(("ppl_small_domains".into(), small(&ppl[0])));
-        for (d, name) in names.iter().enumerate() {
-            metrics.push((format!("ppl_{name}"), ppl[0][d]));
-            for (r, p) in routings.iter().zip(&ppl).skip(1) {
-                metrics.push((format!("ppl_{}_{name}", r.name()), p[d]));
-            }
-        }
-
-        if let Some(c) = classified {
-            let accs: Vec<f64> = (0..nd).map(|d| c.domain_accuracy(d)).collect();
-            metrics.push(("routing_accuracy".into(), c.accuracy()));
-            metrics.push(("routing_accuracy_small_domains".into(), small(&accs)));
-            metrics.push(("confidence_right".into(), c.mean_confidence(true)));
-            metrics.push(("confidence_wrong".into(), c.mean_confidence(false)));
-            let experts: Vec<String> = (0..m.config.n_experts).map(|e| format!("{e}")).collect();
-            let confusion = c.confusion(m.config.n_experts);
-            routing_heatmap(
-                &cell.out.path("confusion.png"),
-                confusion.view(),
-                &names,
-                &experts,
-                "routing: share of each domain's held-out sequences sent to each expert",
-                "true domain",
-            )?;
-            cell.out.record("confusion.png");
-            let hist = c.confidence_histogram(10);
-            let right: Vec<(f64, f64)> = hist.iter().map(|&(x, r, _)| (x, r)).collect();
-            let wrong: Vec<(f64, f64)> = hist.iter().map(|&(x, _, w)| (x, w)).collect();
-            line_chart(
-                &cell.out.path("confidence.png"),
-                "classifier confidence (probability of the chosen domain), held-out sequences",
-                "confidence (10 bins)",
-                "share of the right / of the wrong routings",
-                &[Series { name: "routed right", points: &right }, Series { name: "routed wrong", points: &wrong }],
-            )?;
-            cell.out.record("confidence.png");
-            let lens: Vec<usize> = PREFIXES.iter().copied().filter(|&l| l <= spec.max_len).collect();
-            let points = domain_eval::accuracy_by_prefix(m, &val, &lens, batch);
-            let mut t = Table::new(&["tokens_seen", "accuracy", "confidence", "sequences"]);
-            for p in &points {
-                t.push(vec![p.len.into(), p.accuracy.into(), p.confidence.into(), p.sequences.into()]);
-                metrics.push((format!("accuracy_after_{}", p.len), p.accuracy));
-            }
-            cell.out.table("prefix_accuracy.csv", &t)?;
-            let acc: Vec<(f64, f64)> = points.iter().map(|p| (p.len as f64, p.accuracy)).collect();
-            let conf: Vec<(f64, f64)> = points.iter().map(|p| (p.len as f64, p.confidence)).collect();
-            line_chart(
-                &cell.out.path("prefix_accuracy.png"),
-                "routing from a prefix: the first t tokens only (as when generating)",
-                "tokens seen",
-                "share / probability",
-                &[Series { name: "routing accuracy", points: &acc }, Series { name: "mean confidence", points: &conf }],
-            )?;
-            cell.out.record("prefix_accuracy.png");
-            if cell.arm == "schedule" {
-                draw_attention(m, &val_seqs, &val_labels, &names, cell.out)?;
-            }
-        }
-        Ok(metrics)
+        run_arm(cell, &spec)
     }
 
     fn report(&self, run: &Finished, out: &mut Results, report: &mut Report) -> Result<()> {
-        let names: Vec<String> = Domain::E5.iter().map(|d| d.name().to_string()).collect();
-        let ms = |arm: &str, metric: &str| -> Value {
-            let Some(s) = run.get(arm, metric) else { return "—".into() };
-            // Counts and rates as whole numbers, shares as percentages, the rest to 3 places.
-            let (scale, digits, unit) = if s.mean.abs() >= 100.0 && !metric.starts_with("ppl") {
-                (1.0, 0, "")
-            } else if metric.contains("accuracy") || metric.starts_with("confidence") {
-                (100.0, 1, " %")
-            } else {
-                (1.0, 3, "")
-            };
-            let f = |v: f64| format!("{:.*}", digits, v * scale);
-            if s.n > 1 && s.std.is_finite() {
-                format!("{} ± {}{unit}", f(s.mean), f(s.std)).into()
-            } else {
-                format!("{}{unit}", f(s.mean)).into()
-            }
+        write_report(run, Size::of(run.preset), out, report)
+    }
+}
+
+/// The main job (`tinymoe demo`): E5's main arm and its dense baseline of equal active compute,
+/// one seed, at [`Size::DEMO`] (`--preset quick`: [`Size::QUICK`], for tests).
+pub struct Demo;
+
+impl Demo {
+    pub const ARMS: [&'static str; 2] = ["schedule", "dense-active"];
+
+    pub fn size(preset: Preset) -> Size {
+        match preset {
+            Preset::Quick => Size::QUICK,
+            Preset::Full => Size::DEMO,
+        }
+    }
+}
+
+impl Experiment for Demo {
+    fn name(&self) -> &'static str {
+        "demo"
+    }
+    fn description(&self) -> &'static str {
+        "the main job: a domain-routed MoE LM on ten domains against a dense model of the same compute per token"
+    }
+    fn question(&self) -> &'static str {
+        E5.question()
+    }
+    fn arms(&self, _: Preset) -> Vec<String> {
+        Demo::ARMS.iter().map(|a| a.to_string()).collect()
+    }
+    fn seeds(&self, _: Preset) -> Vec<u64> {
+        vec![42]
+    }
+    fn headline(&self) -> &'static [&'static str] {
+        E5.headline()
+    }
+    fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
+        let spec = sized(cell.arm, Demo::size(cell.preset), cell.seed)?;
+        run_arm(cell, &spec)
+    }
+    fn report(&self, run: &Finished, out: &mut Results, report: &mut Report) -> Result<()> {
+        write_report(run, Demo::size(run.preset), out, report)
+    }
+}
+
+/// Trains one arm's model into the cell's folder and measures it on the held-out sequences:
+/// perplexity.csv (and, for the routed arms, the routing pictures and tables, the attention
+/// maps and generated samples of the schedule arm).
+pub fn run_arm(cell: &mut Cell, spec: &MoeLmSpec) -> Result<Metrics> {
+    let o = moe_lm::run(spec, cell.out.dir(), None, false, cell.observer)?;
+    let last = o.history.epochs.last().ok_or_else(|| Error::bad_value("epochs", 0, "no epoch ran"))?;
+    let domains = spec.domain_list()?;
+    let names: Vec<String> = spec.domains.clone();
+    let nd = domains.len();
+    let pad = o.model.config.pad_id.unwrap_or(256);
+    let (val_seqs, val_labels) = moe_lm::encode(&domains, spec.val_per_domain, moe_lm::val_seed(cell.seed));
+    let batch = spec.training.batch_size;
+    let val = Batches::new(&val_seqs, &val_labels, spec.max_len, pad, batch)?;
+    let m = &o.model;
+
+    let total = count(m as &dyn Tensors<f32>);
+    let expert = count(&m.moe.experts[0] as &dyn Tensors<f32>);
+    let active = total - (m.config.n_experts - 1) * expert;
+    let mut metrics: Metrics = vec![
+        ("val_loss".into(), last.val.loss),
+        ("steps".into(), o.history.step_losses.len() as f64),
+        ("params_total".into(), total as f64),
+        ("params_active".into(), active as f64),
+    ];
+    // Model routing first: it is the one every arm has.
+    let routings: &[Routing] = if is_routed(cell.arm) {
+        &[Routing::Model, Routing::True, Routing::Prefix, Routing::Wrong]
+    } else {
+        &[Routing::Model]
+    };
+    let mut ppl_table = Table::new(
+        &std::iter::once("domain".to_string())
+            .chain(routings.iter().map(|r| format!("ppl_{}", r.name())))
+            .chain(is_routed(cell.arm).then(|| "routing_accuracy".to_string()))
+            .collect::<Vec<_>>(),
+    );
+    let ppl: Vec<Vec<f64>> = routings.iter().map(|&r| domain_eval::domain_perplexity(m, &val, nd, r, batch)).collect();
+    let classified = is_routed(cell.arm).then(|| domain_eval::classify(m, &val, nd, batch));
+    for (d, name) in names.iter().enumerate() {
+        let mut row: Vec<Value> = vec![name.as_str().into()];
+        row.extend(ppl.iter().map(|p| Value::Num(p[d])));
+        if let Some(c) = &classified {
+            row.push(c.domain_accuracy(d).into());
+        }
+        ppl_table.push(row);
+    }
+    cell.out.table("perplexity.csv", &ppl_table)?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let heavy = domains.iter().position(|&d| d == HEAVY);
+    let small = |v: &[f64]| {
+        let rest: Vec<f64> = v.iter().enumerate().filter(|(i, _)| Some(*i) != heavy).map(|(_, &x)| x).collect();
+        mean(&rest)
+    };
+    for (r, p) in routings.iter().zip(&ppl) {
+        metrics.push((format!("ppl_{}", r.name()), mean(p)));
+    }
+    metrics.push(("ppl_small_domains".into(), small(&ppl[0])));
+    for (d, name) in names.iter().enumerate() {
+        metrics.push((format!("ppl_{name}"), ppl[0][d]));
+        for (r, p) in routings.iter().zip(&ppl).skip(1) {
+            metrics.push((format!("ppl_{}_{name}", r.name()), p[d]));
+        }
+    }
+
+    if let Some(c) = classified {
+        let accs: Vec<f64> = (0..nd).map(|d| c.domain_accuracy(d)).collect();
+        metrics.push(("routing_accuracy".into(), c.accuracy()));
+        metrics.push(("routing_accuracy_small_domains".into(), small(&accs)));
+        metrics.push(("confidence_right".into(), c.mean_confidence(true)));
+        metrics.push(("confidence_wrong".into(), c.mean_confidence(false)));
+        let experts: Vec<String> = (0..m.config.n_experts).map(|e| format!("{e}")).collect();
+        let confusion = c.confusion(m.config.n_experts);
+        routing_heatmap(
+            &cell.out.path("confusion.png"),
+            confusion.view(),
+            &names,
+            &experts,
+            "routing: share of each domain's held-out sequences sent to each expert",
+            "true domain",
+        )?;
+        cell.out.record("confusion.png");
+        let hist = c.confidence_histogram(10);
+        let right: Vec<(f64, f64)> = hist.iter().map(|&(x, r, _)| (x, r)).collect();
+        let wrong: Vec<(f64, f64)> = hist.iter().map(|&(x, _, w)| (x, w)).collect();
+        line_chart(
+            &cell.out.path("confidence.png"),
+            "classifier confidence (probability of the chosen domain), held-out sequences",
+            "confidence (10 bins)",
+            "share of the right / of the wrong routings",
+            &[Series { name: "routed right", points: &right }, Series { name: "routed wrong", points: &wrong }],
+        )?;
+        cell.out.record("confidence.png");
+        let lens: Vec<usize> = PREFIXES.iter().copied().filter(|&l| l <= spec.max_len).collect();
+        let points = domain_eval::accuracy_by_prefix(m, &val, &lens, batch);
+        let mut t = Table::new(&["tokens_seen", "accuracy", "confidence", "sequences"]);
+        for p in &points {
+            t.push(vec![p.len.into(), p.accuracy.into(), p.confidence.into(), p.sequences.into()]);
+            metrics.push((format!("accuracy_after_{}", p.len), p.accuracy));
+        }
+        cell.out.table("prefix_accuracy.csv", &t)?;
+        let acc: Vec<(f64, f64)> = points.iter().map(|p| (p.len as f64, p.accuracy)).collect();
+        let conf: Vec<(f64, f64)> = points.iter().map(|p| (p.len as f64, p.confidence)).collect();
+        line_chart(
+            &cell.out.path("prefix_accuracy.png"),
+            "routing from a prefix: the first t tokens only (as when generating)",
+            "tokens seen",
+            "share / probability",
+            &[Series { name: "routing accuracy", points: &acc }, Series { name: "mean confidence", points: &conf }],
+        )?;
+        cell.out.record("prefix_accuracy.png");
+        if cell.arm == "schedule" {
+            draw_attention(m, &val_seqs, &val_labels, &names, cell.out)?;
+        }
+    }
+    if cell.arm == "schedule" {
+        let text = samples(m, &val_seqs, &val_labels, &names, cell.seed);
+        cell.out.text("samples.md", &text)?;
+    }
+    Ok(metrics)
+}
+
+/// E5's own report sections, for a run at `size`.
+pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut Report) -> Result<()> {
+    let names: Vec<String> = Domain::E5.iter().map(|d| d.name().to_string()).collect();
+    let ms = |arm: &str, metric: &str| -> Value {
+        let Some(s) = run.get(arm, metric) else { return "—".into() };
+        // Counts and rates as whole numbers, shares as percentages, the rest to 3 places.
+        let (scale, digits, unit) = if s.mean.abs() >= 100.0 && !metric.starts_with("ppl") {
+            (1.0, 0, "")
+        } else if metric.contains("accuracy") || metric.starts_with("confidence") {
+            (100.0, 1, " %")
+        } else {
+            (1.0, 3, "")
         };
-        let s = spec("schedule", run.preset, run.seeds[0])?;
-        report.heading("Settings");
-        report.text(&format!(
-            "{} domains ({}), {} training and {} held-out sequences per domain (held-out ones from another generator \
-             seed), bytes as tokens, {} positions per sequence. Shared stack: {} causal pre-LN block(s), d_model {}, \
-             {} heads, d_ff {}. Experts: {} MLPs {} → {} → {} inside a residual; the domain classifier is a linear \
-             layer on the mean of the stack's output, trained by its cross-entropy (weight {}), top-1. Adam, lr {}, \
-             cosine schedule with {} warm-up steps, clip {}, batch {}, {} epochs. Dense baselines: the same model with \
-             one MLP of width {} (equal active compute) or {} (equal total parameters). Unbalanced arms: {} has {} \
-             sequences, every other domain {}.",
-            s.domains.len(),
-            s.domains.join(", "),
-            s.train_per_domain,
-            s.val_per_domain,
-            s.max_len,
-            s.shared_layers,
-            s.d_model,
-            s.n_heads,
-            s.d_ff,
-            s.experts,
-            s.d_model,
-            s.expert_hidden,
-            s.d_model,
-            s.domain_loss,
-            s.training.lr,
-            s.training.warmup_steps,
-            s.training.clip.unwrap_or(0.0),
-            s.training.batch_size,
-            s.training.epochs,
-            s.expert_hidden,
-            s.expert_hidden * s.experts,
-            HEAVY.name(),
-            s.train_per_domain,
-            (s.train_per_domain / 10).max(1),
-        ));
+        let f = |v: f64| format!("{:.*}", digits, v * scale);
+        if s.n > 1 && s.std.is_finite() {
+            format!("{} ± {}{unit}", f(s.mean), f(s.std)).into()
+        } else {
+            format!("{}{unit}", f(s.mean)).into()
+        }
+    };
+    let s = sized("schedule", size, run.seeds[0])?;
+    report.heading("Settings");
+    report.text(&format!(
+        "{} domains ({}), {} training and {} held-out sequences per domain (held-out ones from another generator \
+         seed), bytes as tokens, {} positions per sequence. Shared stack: {} causal pre-LN block(s), d_model {}, \
+         {} heads, d_ff {}. Experts: {} MLPs {} → {} → {} inside a residual; the domain classifier is a linear \
+         layer on the mean of the stack's output, trained by its cross-entropy (weight {}), top-1. Adam, lr {}, \
+         cosine schedule with {} warm-up steps, clip {}, batch {}, {} epochs. Dense baselines: the same model with \
+         one MLP of width {} (equal active compute) or {} (equal total parameters). Unbalanced arms: {} has {} \
+         sequences, every other domain {}.",
+        s.domains.len(),
+        s.domains.join(", "),
+        s.train_per_domain,
+        s.val_per_domain,
+        s.max_len,
+        s.shared_layers,
+        s.d_model,
+        s.n_heads,
+        s.d_ff,
+        s.experts,
+        s.d_model,
+        s.expert_hidden,
+        s.d_model,
+        s.domain_loss,
+        s.training.lr,
+        s.training.warmup_steps,
+        s.training.clip.unwrap_or(0.0),
+        s.training.batch_size,
+        s.training.epochs,
+        s.expert_hidden,
+        s.expert_hidden * s.experts,
+        HEAVY.name(),
+        s.train_per_domain,
+        (s.train_per_domain / 10).max(1),
+    ));
 
-        let mut t = Table::new(&[
-            "arm",
-            "perplexity (model routing)",
-            "perplexity (prefix routing)",
+    let mut t = Table::new(&[
+        "arm",
+        "perplexity (model routing)",
+        "perplexity (prefix routing)",
+        "routing accuracy",
+        "confidence right",
+        "confidence wrong",
+        "parameters",
+        "active per token",
+        "steps",
+    ]);
+    for arm in &run.arms {
+        t.push(vec![
+            arm.as_str().into(),
+            ms(arm, "ppl_model"),
+            ms(arm, "ppl_prefix"),
+            ms(arm, "routing_accuracy"),
+            ms(arm, "confidence_right"),
+            ms(arm, "confidence_wrong"),
+            ms(arm, "params_total"),
+            ms(arm, "params_active"),
+            ms(arm, "steps"),
+        ]);
+    }
+    report.heading("Every arm (held-out sequences, mean ± std over seeds)");
+    report.text(
+        "Perplexity is exp(mean nats per byte) per domain, averaged over the domains. *Model routing* sends a \
+         sequence where the classifier puts it after reading all of it (how training evaluates; the choice has \
+         seen bytes after the one predicted). *Prefix routing* routes each position by the classifier's choice \
+         from the bytes so far — what a model that generates can do.",
+    );
+    report.table(&t);
+    out.table("e5_arms.csv", &t)?;
+
+    let has = |arm: &str| run.arms.iter().any(|a| a == arm);
+    let mut columns = vec!["domain", "schedule (model)", "schedule (prefix)"];
+    let dense: Vec<(&str, &str)> = [("dense-active", "dense, equal active"), ("dense-total", "dense, equal total")]
+        .into_iter()
+        .filter(|(arm, _)| has(arm))
+        .collect();
+    columns.extend(dense.iter().map(|(_, c)| *c));
+    let mut d = Table::new(&columns);
+    for name in &names {
+        let key = format!("ppl_{name}");
+        let mut row = vec![name.as_str().into(), ms("schedule", &key), ms("schedule", &format!("ppl_prefix_{name}"))];
+        row.extend(dense.iter().map(|(arm, _)| ms(arm, &key)));
+        d.push(row);
+    }
+    report.heading("Per-domain perplexity against the dense baselines");
+    report.table(&d);
+    out.table("e5_perplexity.csv", &d)?;
+
+    let mut mis = Table::new(&["domain", "true expert", "classifier (whole)", "classifier (prefix)", "wrong expert"]);
+    for name in &names {
+        let col = |r: &str| ms("schedule", &format!("ppl_{r}_{name}"));
+        mis.push(vec![
+            name.as_str().into(),
+            col("true"),
+            ms("schedule", &format!("ppl_{name}")),
+            col("prefix"),
+            col("wrong"),
+        ]);
+    }
+    report.heading("Misrouting (schedule arm): per-domain perplexity by where the sequence goes");
+    report.text("The wrong expert is (true domain + 1) mod 10: the expert of another domain.");
+    report.table(&mis);
+    out.table("e5_misrouting.csv", &mis)?;
+
+    let lens: Vec<usize> = PREFIXES.iter().copied().filter(|&l| l <= s.max_len).collect();
+    let routed: Vec<&str> = ["schedule", "teacher", "predicted"].into_iter().filter(|a| has(a)).collect();
+    let mut pre = Table::new(&std::iter::once("tokens seen").chain(routed.iter().copied()).collect::<Vec<_>>());
+    let mut series = Vec::new();
+    for &arm in &routed {
+        let pts: Vec<(f64, f64)> = lens
+            .iter()
+            .filter_map(|&l| run.get(arm, &format!("accuracy_after_{l}")).map(|m| (l as f64, m.mean)))
+            .collect();
+        series.push((arm, pts));
+    }
+    for &l in &lens {
+        let mut row: Vec<Value> = vec![l.into()];
+        for &arm in &routed {
+            row.push(ms(arm, &format!("accuracy_after_{l}")));
+        }
+        pre.push(row);
+    }
+    let fig = out.figure("e5_prefix_accuracy", "routing accuracy against tokens seen", |p| {
+        let ss: Vec<Series> = series.iter().map(|(n, pts)| Series { name: n, points: pts }).collect();
+        line_chart(
+            p,
+            "routing accuracy from the first t bytes (mean over seeds)",
+            "tokens seen",
             "routing accuracy",
-            "confidence right",
-            "confidence wrong",
-            "parameters",
-            "active per token",
-            "steps",
-        ]);
-        for arm in &run.arms {
-            t.push(vec![
-                arm.as_str().into(),
-                ms(arm, "ppl_model"),
-                ms(arm, "ppl_prefix"),
-                ms(arm, "routing_accuracy"),
-                ms(arm, "confidence_right"),
-                ms(arm, "confidence_wrong"),
-                ms(arm, "params_total"),
-                ms(arm, "params_active"),
-                ms(arm, "steps"),
-            ]);
-        }
-        report.heading("Every arm (held-out sequences, mean ± std over seeds)");
-        report.text(
-            "Perplexity is exp(mean nats per byte) per domain, averaged over the domains. *Model routing* sends a \
-             sequence where the classifier puts it after reading all of it (how training evaluates; the choice has \
-             seen bytes after the one predicted). *Prefix routing* routes each position by the classifier's choice \
-             from the bytes so far — what a model that generates can do.",
-        );
-        report.table(&t);
-        out.table("e5_arms.csv", &t)?;
+            &ss,
+        )
+    })?;
+    report.heading("Routing from a prefix: how soon the classifier knows");
+    report.table(&pre).figure(&fig);
+    out.table("e5_prefix_accuracy.csv", &pre)?;
 
-        let mut d = Table::new(&[
-            "domain",
-            "schedule (model)",
-            "schedule (prefix)",
-            "dense, equal active",
-            "dense, equal total",
-        ]);
-        for name in &names {
-            let key = format!("ppl_{name}");
-            d.push(vec![
-                name.as_str().into(),
-                ms("schedule", &key),
-                ms("schedule", &format!("ppl_prefix_{name}")),
-                ms("dense-active", &key),
-                ms("dense-total", &key),
-            ]);
-        }
-        report.heading("Per-domain perplexity against the dense baselines");
-        report.table(&d);
-        out.table("e5_perplexity.csv", &d)?;
-
-        let mut mis =
-            Table::new(&["domain", "true expert", "classifier (whole)", "classifier (prefix)", "wrong expert"]);
-        for name in &names {
-            let col = |r: &str| ms("schedule", &format!("ppl_{r}_{name}"));
-            mis.push(vec![
-                name.as_str().into(),
-                col("true"),
-                ms("schedule", &format!("ppl_{name}")),
-                col("prefix"),
-                col("wrong"),
-            ]);
-        }
-        report.heading("Misrouting (schedule arm): per-domain perplexity by where the sequence goes");
-        report.text("The wrong expert is (true domain + 1) mod 10: the expert of another domain.");
-        report.table(&mis);
-        out.table("e5_misrouting.csv", &mis)?;
-
-        let lens: Vec<usize> = PREFIXES.iter().copied().filter(|&l| l <= s.max_len).collect();
-        let mut pre = Table::new(
-            &std::iter::once("tokens seen".to_string())
-                .chain(["schedule", "teacher", "predicted"].map(String::from))
-                .collect::<Vec<_>>(),
-        );
-        let mut series = Vec::new();
-        for arm in ["schedule", "teacher", "predicted"] {
-            let pts: Vec<(f64, f64)> = lens
-                .iter()
-                .filter_map(|&l| run.get(arm, &format!("accuracy_after_{l}")).map(|m| (l as f64, m.mean)))
-                .collect();
-            series.push((arm, pts));
-        }
-        for &l in &lens {
-            let mut row: Vec<Value> = vec![l.into()];
-            for arm in ["schedule", "teacher", "predicted"] {
-                row.push(ms(arm, &format!("accuracy_after_{l}")));
-            }
-            pre.push(row);
-        }
-        let fig = out.figure("e5_prefix_accuracy", "routing accuracy against tokens seen", |p| {
-            let ss: Vec<Series> = series.iter().map(|(n, pts)| Series { name: n, points: pts }).collect();
-            line_chart(
-                p,
-                "routing accuracy from the first t bytes (mean over seeds)",
-                "tokens seen",
-                "routing accuracy",
-                &ss,
-            )
-        })?;
-        report.heading("Routing from a prefix: how soon the classifier knows");
-        report.table(&pre).figure(&fig);
-        out.table("e5_prefix_accuracy.csv", &pre)?;
-
+    if has("unbalanced") || has("unbalanced-sampled") {
         let mut u = Table::new(&[
             "arm",
             "steps",
@@ -472,30 +584,39 @@ impl Experiment for E5 {
         report.heading("Unbalanced domains");
         report.text(&format!(
             "{} has ten times the sequences of every other domain; *unbalanced* shuffles them, *unbalanced-sampled* \
-             draws every domain equally in each batch (the small ones repeat) for about as many steps. The schedule \
-             arm (all domains equal, more data in all) is the reference.",
+         draws every domain equally in each batch (the small ones repeat) for about as many steps. The schedule \
+         arm (all domains equal, more data in all) is the reference.",
             HEAVY.name()
         ));
         report.table(&u);
-
-        if let Some(c) = run.cell("schedule", run.seeds[0]).filter(|c| c.result.is_ok()) {
-            report.heading(&format!("Pictures of the schedule arm, seed {}", c.seed));
-            report.text(&format!(
-                "![confusion matrix]({0}/confusion.png)\n\n![confidence]({0}/confidence.png)\n\n\
-                 ![routing from a prefix]({0}/prefix_accuracy.png)\n\n![loss]({0}/loss_curve.png)",
-                c.dir
-            ));
-            report.subheading(
-                "Attention of the last shared block, per head, first bytes of one held-out sample per domain",
-            );
-            let links: Vec<String> = names.iter().map(|n| format!("![{n}]({}/attention_{n}.png)", c.dir)).collect();
-            report.text(&links.join("\n\n"));
-        }
-
-        report.heading("Verdicts");
-        report.text(&verdicts(run));
-        Ok(())
     }
+
+    if let Some(c) = run.cell("schedule", run.seeds[0]).filter(|c| c.result.is_ok()) {
+        report.heading(&format!("Pictures of the schedule arm, seed {}", c.seed));
+        report.text(&format!(
+            "![confusion matrix]({0}/confusion.png)\n\n![confidence]({0}/confidence.png)\n\n\
+             ![routing from a prefix]({0}/prefix_accuracy.png)\n\n![loss]({0}/loss_curve.png)",
+            c.dir
+        ));
+        report
+            .subheading("Attention of the last shared block, per head, first bytes of one held-out sample per domain");
+        let links: Vec<String> = names.iter().map(|n| format!("![{n}]({}/attention_{n}.png)", c.dir)).collect();
+        report.text(&links.join("\n\n"));
+        if let Ok(samples) = std::fs::read_to_string(out.path(&format!("{}/samples.md", c.dir))) {
+            report.subheading(&format!("Generated samples ([{}/samples.md]({0}/samples.md))", c.dir));
+            // The file's own title is the subheading's; its domains become bold lines.
+            let body: Vec<String> = samples
+                .lines()
+                .skip(1)
+                .map(|l| l.strip_prefix("## ").map_or(l.to_string(), |d| format!("**{d}**")))
+                .collect();
+            report.text(body.join("\n").trim());
+        }
+    }
+
+    report.heading("Verdicts");
+    report.text(&verdicts(run));
+    Ok(())
 }
 
 /// Whether `a` is below `b` beyond the seeds' spread: "lower", "higher" or "within the spread".
@@ -606,6 +727,44 @@ fn verdicts(run: &Finished) -> String {
         line("schedule")
     ));
     v.join("\n\n")
+}
+
+/// Bytes of a held-out sample given as the prompt, and bytes generated after it.
+const PROMPT_BYTES: usize = 24;
+const GENERATED_BYTES: usize = 96;
+
+/// samples.md: for the first held-out sample of each domain, its first bytes continued three
+/// ways — by its true domain's expert, where the classifier routes it (prefix by prefix, as
+/// generation goes), and by a wrong expert ((true + 1) mod domains) — each byte tagged with the
+/// expert that read it. Sampling: temperature 0.8, top-k 20, seeded.
+pub fn samples(m: &model::Params<f32>, seqs: &[Vec<usize>], labels: &[usize], names: &[String], seed: u64) -> String {
+    use crate::models::generate::Sampling;
+    use crate::models::moe_generate::{generate_moe, tagged_text};
+    let how = Sampling { temperature: 0.8, top_k: Some(20) };
+    let nd = names.len();
+    let mut out = String::from(
+        "# Generated samples under three routings\n\nEach prompt is the first bytes of a held-out sample; `[eN]` marks \
+         where expert N takes over. *true*: forced to the domain's own expert; *classifier*: routed as the model \
+         routes while generating (the classifier reads the text so far); *wrong*: forced to expert (true + 1) mod 10.\n",
+    );
+    for (d, name) in names.iter().enumerate() {
+        let Some(i) = labels.iter().position(|&l| l == d) else { continue };
+        let prompt = &seqs[i][..seqs[i].len().min(PROMPT_BYTES)];
+        out += &format!("\n## {name}\n\nprompt: `{}`\n\n", Bytes.decode(prompt).replace('`', "'"));
+        for (what, force) in [("true", Some(d)), ("classifier", None), ("wrong", Some((d + 1) % nd))] {
+            let g = generate_moe(m, prompt, GENERATED_BYTES, how, force, &mut crate::engine::init::rng(seed));
+            let text = tagged_text(&g, |ids| Bytes.decode(ids)).replace('\n', " ⏎ ").replace('`', "'");
+            let said = g.prediction_after(g.tokens.len()).map_or(String::new(), |p| {
+                format!(
+                    " (classifier at the end: {} {:.0} %)",
+                    names.get(p.domain).map_or("?", |n| n.as_str()),
+                    100.0 * p.confidence
+                )
+            });
+            out += &format!("- **{what}**{said}: `{text}`\n");
+        }
+    }
+    out
 }
 
 /// attention_{domain}.png: each head's weights over the first bytes of the domain's first
