@@ -51,6 +51,9 @@ pub const WORKLOADS: &[&str] = &[
     "sparse-topk-e2",
     "sparse-topk-e4",
     "sparse-topk-e10",
+    "e5-2",
+    "e5-5",
+    "e5-10",
 ];
 
 /// One JSON line, in the schema shared with `anchors/torch_ref.py` and `numpy_ref.py`.
@@ -116,6 +119,9 @@ pub fn run(workload: &str, opts: &Options) -> Result<Report> {
         "sparse-topk-e2" => Ok(pool.install(|| sparse_topk(2, opts))),
         "sparse-topk-e4" => Ok(pool.install(|| sparse_topk(4, opts))),
         "sparse-topk-e10" => Ok(pool.install(|| sparse_topk(10, opts))),
+        "e5-2" => Ok(pool.install(|| e5(2, opts))),
+        "e5-5" => Ok(pool.install(|| e5(5, opts))),
+        "e5-10" => Ok(pool.install(|| e5(10, opts))),
         _ => Err(Error::Unknown { what: "workload".into(), name: workload.into(), expected: WORKLOADS.join(", ") }),
     }
 }
@@ -205,6 +211,49 @@ fn moe_language_model(name: &str, cfg: moe_lm::Config, batch: usize, steps: usiz
         loss.total
     });
     report(name, opts, batch * seq_len, &losses, ms, params::count(&model))
+}
+
+/// E5's model (`experiment run e5 --preset full`: bytes, 128 positions, d_model 64, 2 shared
+/// blocks, MLP experts 64 → 256 → 64, a domain classifier routing top-1) with `n_experts`
+/// domains, batch 16, the sequences' labels spread evenly over the domains and routed by them
+/// (teacher forcing), so every expert gets its share: compute per token should not grow with
+/// the number of experts, only the parameters.
+fn e5(n_experts: usize, opts: &Options) -> Report {
+    const BATCH: usize = 16;
+    let steps = opts.steps.unwrap_or(10);
+    let cfg = moe_lm::Config {
+        vocab: 257,
+        max_seq: 128,
+        d_model: 64,
+        n_heads: 4,
+        d_ff: 256,
+        dropout: 0.0,
+        pad_id: Some(256),
+        shared_layers: 2,
+        n_experts,
+        expert: moe_lm::ExpertKind::Mlp { hidden: 256 },
+        router_hidden: None,
+        noisy: false,
+        level: Level::Sequence,
+        gating: Gating::top_k(1),
+        router_losses: RouterLossConfig { balance: 0.0, z_loss: 0.0, token_entropy: 0.0, batch_entropy: 0.0 },
+        domain_loss: Some(1.0),
+    };
+    let mut model = moe_lm::init::<f32>(cfg, &mut init::stream(opts.seed, streams::INIT));
+    let mut data_rng = init::stream(opts.seed, streams::DATA);
+    let seq = Array2::from_shape_simple_fn((BATCH, cfg.max_seq + 1), || data_rng.gen_range(0..256));
+    let (ids, targets) = (seq.slice(ndarray::s![.., ..cfg.max_seq]), seq.slice(ndarray::s![.., 1..]));
+    let labels: Vec<usize> = (0..BATCH).map(|b| b % n_experts).collect();
+    let assigned: Vec<Option<usize>> = labels.iter().map(|&l| Some(l)).collect();
+    let mut opt = Optimizer::new(Kind::adam(), &[], &model);
+    let (losses, ms) = time_steps(opts.warmup + steps, opts.warmup, || {
+        let route = Route { intervention: None, assigned: Some(&assigned) };
+        let (loss, cache) = moe_lm::forward(&model, ids, targets, Some(&labels), route, &mut Mode::Eval);
+        let grads = moe_lm::backward(&model, &cache);
+        opt.step(&mut model, &grads, 1e-3);
+        loss.total
+    });
+    report(&format!("e5-{n_experts}"), opts, BATCH * cfg.max_seq, &losses, ms, params::count(&model))
 }
 
 /// One top-1 MoE layer of `n_experts` MLP experts 256 → 1024 → 256 on 2048 random rows,
