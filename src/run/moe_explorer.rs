@@ -13,7 +13,7 @@
 use crate::data::batch::Batches;
 use crate::engine::init;
 use crate::error::Result;
-use crate::models::generate::{generate_moe, Sampling};
+use crate::models::generate::{generate_moe, MoeGenerated, Sampling};
 use crate::models::moe_lm;
 use crate::moe::layer::Route;
 use crate::run::html::{byte_token_texts, ExplorerSample, ExplorerToken, TokenExplorer};
@@ -48,22 +48,13 @@ pub fn moe_lm_explorer(
             if ids.is_empty() {
                 continue;
             }
-            let texts = byte_token_texts(&ids);
-            let (tokens, predicted) = if domain_routed {
+            let sample = if domain_routed {
                 // Greedy with no new tokens: the generator is never drawn from.
                 let g = generate_moe(model, &ids, 0, Sampling::GREEDY, None, &mut init::rng(0));
-                let probs = g.domain_probs.as_ref().expect("a domain-routed model reports its classifier");
-                let tokens = texts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(t, text)| ExplorerToken { text, expert: g.experts[t], weights: probs.row(t).to_vec() })
-                    .collect();
-                let last = g.prediction_after(ids.len()).expect("domain routed");
-                let predicted = (last.domain < domains.len()).then_some((last.domain, last.confidence));
-                (tokens, predicted)
+                explorer_sample(&g, d, domains.len())
             } else {
                 let r = moe_lm::routed(model, batch.ids.view(), batch.targets.view(), None, Route::default());
-                let tokens = texts
+                let tokens = byte_token_texts(&ids)
                     .into_iter()
                     .enumerate()
                     .map(|(t, text)| ExplorerToken {
@@ -72,10 +63,27 @@ pub fn moe_lm_explorer(
                         weights: r.gates.row(t).to_vec(),
                     })
                     .collect();
-                (tokens, None)
+                ExplorerSample { domain: d, predicted: None, tokens }
             };
-            samples.push(ExplorerSample { domain: d, predicted, tokens });
+            samples.push(sample);
         }
     }
     Ok(TokenExplorer { experts, weights_label, weight_names, domains: domains.to_vec(), samples })
+}
+
+/// One explorer sample from an attributed generation (or a sample read with `n = 0`) of a
+/// byte-level MoE LM whose true domain is `domain`: each byte's expert, its domain
+/// probabilities (domain routing) or gates as the hover weights, and — domain routing — the
+/// classifier's prediction after the whole text when it names one of the `n_domains` domains.
+/// E5 uses it to show text generated under the true, the predicted and a wrong expert.
+pub fn explorer_sample(g: &MoeGenerated, domain: usize, n_domains: usize) -> ExplorerSample {
+    let weights = g.domain_probs.as_ref().unwrap_or(&g.gates);
+    let tokens = byte_token_texts(&g.tokens)
+        .into_iter()
+        .enumerate()
+        .map(|(t, text)| ExplorerToken { text, expert: g.experts[t], weights: weights.row(t).to_vec() })
+        .collect();
+    let predicted =
+        g.prediction_after(g.tokens.len()).filter(|p| p.domain < n_domains).map(|p| (p.domain, p.confidence));
+    ExplorerSample { domain, predicted, tokens }
 }
