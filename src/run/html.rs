@@ -203,7 +203,7 @@ fn explorer_html(h: &mut String, x: &TokenExplorer) {
     for (d, name) in x.domains.iter().enumerate() {
         let _ = write!(h, "<option value=\"{d}\">{}</option>", escape(name));
     }
-    h.push_str("</select></label>\n<div id=\"info\">&nbsp;</div>\n");
+    h.push_str("</select></label>\n<div id=\"info\">point at a token to see its expert and weights</div>\n");
     // The names the script shows on hover, as data attributes of the explorer.
     let names: Vec<String> = x.weight_names.iter().map(|n| n.replace('|', "/")).collect();
     let experts: Vec<String> = x.experts.iter().map(|n| n.replace('|', "/")).collect();
