@@ -38,6 +38,10 @@ fn chromium() -> Option<&'static str> {
 /// Runs the headless browser on `page` with `extra` flags in a fresh profile; (stdout, stderr).
 /// Its output goes to files: a pipe would fill with the DOM while we wait, and block it.
 fn browse(browser: &str, page: &Path, profile: &Path, extra: &[String]) -> (String, String) {
+    browse_url(browser, &format!("file://{}", page.display()), profile, extra)
+}
+
+fn browse_url(browser: &str, url: &str, profile: &Path, extra: &[String]) -> (String, String) {
     let (out_path, err_path) = (profile.with_extension("stdout"), profile.with_extension("stderr"));
     let mut child = Command::new(browser)
         .args([
@@ -55,7 +59,7 @@ fn browse(browser: &str, page: &Path, profile: &Path, extra: &[String]) -> (Stri
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .stdout(std::fs::File::create(&out_path).expect("a file for chromium's stdout"))
         .stderr(std::fs::File::create(&err_path).expect("a file for chromium's stderr"))
         .spawn()
@@ -64,14 +68,14 @@ fn browse(browser: &str, page: &Path, profile: &Path, extra: &[String]) -> (Stri
     while child.try_wait().expect("waiting for chromium").is_none() {
         if started.elapsed() > Duration::from_secs(90) {
             let _ = child.kill();
-            panic!("chromium did not finish {} within 90 s", page.display());
+            panic!("chromium did not finish {url} within 90 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = child.wait().expect("chromium's exit status");
     let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).expect("chromium's output")).into_owned();
     let (out, err) = (read(&out_path), read(&err_path));
-    assert!(status.success(), "chromium failed on {}: {err}", page.display());
+    assert!(status.success(), "chromium failed on {url}: {err}");
     (out, err)
 }
 
@@ -149,6 +153,15 @@ fn a_hand_made_explorer_renders_every_token_even_markup_and_empty_ones() {
     write_report_html(&page, "A <test> & page", "Intro.\n\nSecond paragraph.", &[("a figure".into(), png)], &explorer)
         .unwrap();
     check_in_browser(browser, &page, &dir, 414);
+    // The script's filter and hover, driven through the page's #domain= and #hover= links:
+    // domain 1 only, the pointer on token 409 (sample 1's first: "x", expert 1).
+    let url = format!("file://{}#domain=1&hover=409", page.display());
+    let (dom, _) = browse_url(browser, &url, &dir.join("profile-hover"), &["--dump-dom".to_string()]);
+    let info = dom.split("<div id=\"info\">").nth(1).and_then(|r| r.split("</div>").next()).unwrap();
+    assert!(info.contains("expert 1") && info.contains("gates: expert 0 0.700  expert 1 0.300"), "{info}");
+    assert!(dom.contains("<div class=\"sample\" data-domain=\"0\" style=\"display: none;\">"), "code hidden");
+    assert_eq!(dom.matches("<div class=\"sample\" data-domain=\"1\"").count(), 2);
+    assert!(!dom.contains("data-domain=\"1\" style=\"display: none;\""), "the <math> samples shown");
 }
 
 #[test]

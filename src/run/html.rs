@@ -288,6 +288,8 @@ var consoleError=console.error;console.error=function(){reportError('console.err
 Array.prototype.join.call(arguments,' '));consoleError.apply(console,arguments);};";
 
 /// Hover shows a token's expert and weights in #info; the select hides other domains' samples.
+/// `report.html#domain=2` opens with the filter on domain 2, `#hover=17` as if the pointer were
+/// on token 17 (counted over the page): links to a view, and what the browser test drives.
 const EXPLORER_JS: &str = "(function(){\
 var box=document.getElementById('samples');var info=document.getElementById('info');\
 var names=box.dataset.names.split('|');var experts=box.dataset.experts.split('|');\
@@ -297,6 +299,10 @@ info.textContent=JSON.stringify(t.textContent)+'  '+experts[+t.dataset.e]+'  |  
 document.getElementById('domain-filter').addEventListener('change',function(ev){var v=ev.target.value;\
 var s=document.querySelectorAll('.sample');for(var i=0;i<s.length;i++){\
 s[i].style.display=(v===''||s[i].dataset.domain===v)?'':'none';}});\
+var sel=document.getElementById('domain-filter');\
+var d=/domain=(\\d+)/.exec(location.hash);if(d){sel.value=d[1];sel.dispatchEvent(new Event('change'));}\
+var h=/hover=(\\d+)/.exec(location.hash);var toks=document.querySelectorAll('.tok');\
+if(h&&toks[+h[1]]){toks[+h[1]].dispatchEvent(new MouseEvent('mouseover',{bubbles:true}));}\
 if(window.pageErrors.length){var e=document.getElementById('errors');e.hidden=false;\
 e.textContent=window.pageErrors.join('\\n');}\
 document.body.dataset.ready='yes';})();";
