@@ -131,3 +131,15 @@ fn dense_checkpoints_still_generate_and_refuse_expert() {
     assert!(stderr(&o).contains("KV cache"), "{}", stderr(&o));
     assert_clean_error(&tinymoe(&["generate", "--model", ckpt, "--expert", "1"]), &["expert = 1", "MoE LM"]);
 }
+
+#[test]
+fn a_classifier_checkpoint_is_refused_naming_its_kind() {
+    let dir = tmp_dir("classifier");
+    let o = tinymoe(&["train", "--preset", "spirals-mlp", "--epochs", "1", "--threads", "1", "--out", s(&dir)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = dir.join("model.ckpt");
+    assert_clean_error(
+        &tinymoe(&["generate", "--model", s(&ckpt), "--tokens", "5"]),
+        &["model.ckpt", "\"classifier\" checkpoint", "train lm", "train moe"],
+    );
+}

@@ -79,7 +79,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         other => Err(Error::Checkpoint {
             path: a.model.clone(),
             problem: format!(
-                "is a {other:?} checkpoint; generate needs a language model ({:?}, from `tinymoe train lm`) or an \
+                "it is a {other:?} checkpoint, and generate needs a language model ({:?}, from `tinymoe train lm`) or an \
                  MoE language model ({:?}, from `tinymoe train moe`)",
                 lm::KIND,
                 moe_lm::KIND

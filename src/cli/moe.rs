@@ -149,6 +149,11 @@ pub fn print_outcome(spec: &MoeLmSpec, o: &Outcome) -> bool {
     {
         println!("   {}", line.chars().take(100).collect::<String>());
     }
-    println!("   {}\n", o.wrote);
+    println!("   {}", o.wrote);
+    let c = o.checkpoint.display();
+    println!(
+        "   next: open {} in a browser   |   tinymoe generate --model {c} --prompt \"def \"\n",
+        o.checkpoint.with_file_name("report.html").display()
+    );
     true
 }

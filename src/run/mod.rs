@@ -9,6 +9,7 @@
 //!        ├─ session            a run on disk: folder, config files, checkpoints, resume,
 //!        │                     the last good checkpoint, the interrupted notice
 //!        ├─ results            atomic, recorded files: CSV tables, PNG + SVG figures, report.md
+//!        ├─ html               report.html: figures embedded, a token explorer; self-contained
 //!        ├─ experiment         arms × seeds, one folder per cell, summary.csv with mean ± std
 //!        ├─ experiments        the registered experiments (`tinymoe experiment list`)
 //!        └─ interrupt          Ctrl-C: the first saves and stops, a second quits
@@ -21,8 +22,10 @@ pub mod classifier;
 pub mod config;
 pub mod experiment;
 pub mod experiments;
+pub mod html;
 pub mod interrupt;
 pub mod lm;
+pub mod moe_explorer;
 pub mod moe_lm;
 pub mod results;
 pub mod session;

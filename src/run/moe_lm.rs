@@ -20,6 +20,8 @@ use crate::moe::routing::{Gating, Strategy};
 use crate::plot::line::{line_chart, Series};
 use crate::plot::routing::routing_heatmap;
 use crate::run::config::{Field, Settings};
+use crate::run::html::render_report_html;
+use crate::run::moe_explorer::moe_lm_explorer;
 use crate::run::results::{Results, Table, Value};
 use crate::run::session::{self, Session};
 use crate::run::settings::{
@@ -551,6 +553,7 @@ pub fn run(
         draw_routing(out, &history, &spec.domains, model_cfg.n_experts)?;
         listing = token_listing(&model, &val_seqs, &val_labels, spec)?;
         out.text("tokens.txt", &listing)?;
+        write_report_html(out, &model, &val_seqs, &val_labels, spec)?;
     }
     Ok(Outcome {
         history,
@@ -612,6 +615,44 @@ fn draw_routing(out: &mut Results, history: &MoeHistory, domains: &[String], n_e
         routing_heatmap(&out.path(name), table(t).view(), domains, &cols, title, "domain")?;
         out.record(name);
     }
+    Ok(())
+}
+
+/// report.html: the loss curve, the routing heatmaps and the token explorer over the first two
+/// validation samples of every domain, in one self-contained page.
+fn write_report_html(
+    out: &mut Results,
+    model: &moe_lm::Params<f32>,
+    seqs: &[Vec<usize>],
+    labels: &[usize],
+    spec: &MoeLmSpec,
+) -> Result<()> {
+    let explorer = moe_lm_explorer(model, seqs, labels, &spec.domains, spec.max_len, 2)?;
+    let figures: Vec<(String, PathBuf)> = [
+        ("loss_curve.png", "Next-byte loss: every training step, and validation after each epoch."),
+        ("routing_mean_gate.png", "Mean gate per domain and expert (validation tokens, last epoch)."),
+        ("routing_top_expert.png", "Share of each domain's validation tokens whose top expert is e (last epoch)."),
+    ]
+    .iter()
+    .map(|(file, caption)| (caption.to_string(), out.path(file)))
+    .collect();
+    let how = if model.config.domain_loss.is_some() {
+        "Each byte is coloured by the expert the domain classifier picks once that byte is read (the sample \
+         read prefix by prefix, as at generation time); hovering shows the classifier's probabilities then, \
+         and each sample's heading gives the domain predicted after the whole sample."
+    } else {
+        "Each byte is coloured by its top expert in one pass over the whole sample; hovering shows its gates."
+    };
+    let intro = format!(
+        "A mixture-of-experts language model ({}) trained byte by byte on {} for {} epochs (seed {}).\n\n\
+         The token explorer below shows validation samples the model never trained on. {how}",
+        spec.describe(),
+        spec.domains.join(", "),
+        spec.training.epochs,
+        spec.training.seed
+    );
+    let html = render_report_html(&format!("MoE LM: {}", spec.describe()), &intro, &figures, &explorer)?;
+    out.write("report.html", html.as_bytes())?;
     Ok(())
 }
 
