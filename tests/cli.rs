@@ -126,6 +126,11 @@ fn quick_demo_ends_with_numbers_and_pictures() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## Verdicts") && report.contains("equal active compute"), "{report}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("data:image/png;base64,") && html.contains("Token explorer"),
+        "report.html has pictures and the explorer"
+    );
     for link in report.split("](").skip(1).filter_map(|r| r.split(')').next()) {
         assert!(out.join(link).is_file(), "report.md links to {link}, which is not there");
     }

@@ -78,6 +78,7 @@ fn e5_quick_runs_every_arm_and_reproduces() {
         }
     }
     assert!(out.join("schedule/seed-42/attention_cooking.png").is_file());
+    assert!(out.join("report.html").is_file() && out.join("schedule/seed-42/samples.md").is_file());
     let again = run("e5-quick-b");
     for f in [
         "summary.csv",

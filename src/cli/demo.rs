@@ -112,7 +112,8 @@ fn print_results(run: &Finished, out: &Path, seed: u64) -> anyhow::Result<()> {
         println!("   {:<8} ({said})\n            {text}", d.name());
     }
     println!(
-        "\n   wrote {}/report.md (every table, the verdicts, the pictures), and per model {}/…:\n   \
+        "\n   wrote {0}/report.md (every table, the verdicts, the pictures), {0}/report.html (open it in a browser: the\n   \
+         pictures and every byte of held-out samples coloured by its expert), and per model {1}/…:\n   \
          loss_curve.png, confusion.png (where each domain was routed), routing_top_expert.png, confidence.png,\n   \
          prefix_accuracy.png, attention_code.png (… one per domain), samples.md, perplexity.csv, model.ckpt",
         out.display(),

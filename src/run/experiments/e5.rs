@@ -615,7 +615,12 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
     }
 
     report.heading("Verdicts");
-    report.text(&verdicts(run));
+    let verdict_text = verdicts(run);
+    report.text(&verdict_text);
+    if let Some(c) = run.cell("schedule", run.seeds[0]).filter(|c| c.result.is_ok()) {
+        write_html(run, c, size, &verdict_text, out)?;
+        report.text("A page to look at: [report.html](report.html) — the pictures and a token explorer (each held-out byte coloured by the expert it went to, the classifier's probabilities on hover).");
+    }
     Ok(())
 }
 
@@ -720,13 +725,65 @@ fn verdicts(run: &Finished) -> String {
             run.get(arm, "ppl_prefix").map_or("—".to_string(), |s| format!("{:.3}", s.mean)),
         )
     };
-    v.push(format!(
-        "*Teacher forcing against routing by prediction*: {}; {}; {}.",
-        line("teacher"),
-        line("predicted"),
-        line("schedule")
-    ));
+    if ["teacher", "predicted"].iter().all(|a| run.arms.iter().any(|x| x == a)) {
+        v.push(format!(
+            "*Teacher forcing against routing by prediction*: {}; {}; {}.",
+            line("teacher"),
+            line("predicted"),
+            line("schedule")
+        ));
+    }
     v.join("\n\n")
+}
+
+/// report.html beside report.md: the schedule arm's pictures (first seed) and the token
+/// explorer over two held-out samples per domain, read prefix by prefix as at generation time.
+fn write_html(
+    run: &Finished,
+    c: &crate::run::experiment::CellOutcome,
+    size: Size,
+    verdicts: &str,
+    out: &mut Results,
+) -> Result<()> {
+    let (model, names) = moe_lm::load_model(&out.path(&format!("{}/model.ckpt", c.dir)))?;
+    let (seqs, labels) = moe_lm::encode(&Domain::E5, 2, moe_lm::val_seed(c.seed));
+    let explorer = crate::run::moe_explorer::moe_lm_explorer(&model, &seqs, &labels, &names, size.max_len, 2)?;
+    let mut figures: Vec<(String, std::path::PathBuf)> = [
+        ("confusion.png", "Where each domain's held-out sequences were routed (rows: true domain)."),
+        ("prefix_accuracy.png", "Routing accuracy and confidence from the first t bytes only."),
+        ("confidence.png", "The classifier's confidence on the sequences it routed right and wrong."),
+        ("loss_curve.png", "Next-byte loss: every training step, and validation after each epoch."),
+        ("attention_code.png", "Attention of the last shared block, each head, on a code sample."),
+    ]
+    .iter()
+    .map(|(f, cap)| (cap.to_string(), out.path(&format!("{}/{f}", c.dir))))
+    .collect();
+    if out.path("e5_prefix_accuracy.png").is_file() {
+        figures.insert(
+            1,
+            (
+                "Routing accuracy from a prefix, every routed arm (mean over seeds).".into(),
+                out.path("e5_prefix_accuracy.png"),
+            ),
+        );
+    }
+    let plain = verdicts.replace("**", "").replace('*', "");
+    let intro = format!(
+        "{} ({} preset, seeds {}). The routed model of the schedule arm, seed {}: the pictures, then every byte of \
+         two held-out samples per domain coloured by the expert the classifier sends it to once that byte is read.\n\n{plain}",
+        run.name,
+        run.preset.name(),
+        run.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+        c.seed
+    );
+    let html = crate::run::html::render_report_html(
+        "E5: a domain-routed mixture-of-experts language model",
+        &intro,
+        &figures,
+        &explorer,
+    )?;
+    out.write("report.html", html.as_bytes())?;
+    Ok(())
 }
 
 /// Bytes of a held-out sample given as the prompt, and bytes generated after it.
