@@ -981,3 +981,18 @@ fn ch13_e6_runs_every_arm_and_prints_its_verdicts() {
     assert!(verdict.contains("supported"), "ch13: the verdict says supported or not supported: {verdict}");
     assert_eq!(out.lines().filter(|l| l.starts_with("wrote ")).count(), 2, "ch13:\n{out}");
 }
+
+#[test]
+fn ch17_e5_routes_by_domain_and_prints_its_verdicts() {
+    let out = run("ch17_e5");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch17: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch17");
+    assert_contains(&out, "| schedule | 1 |", "ch17");
+    assert_contains(&out, "| dense-active | 1 |", "ch17");
+    let acc = number_after(line(&out, "routing accuracy (whole held-out sequences):"), "sequences):");
+    assert!((30.0..=100.0).contains(&acc), "ch17: routing accuracy {acc} %");
+    let verdict = line(&out, "*Claim: domain experts give a lower per-domain perplexity");
+    assert!(verdict.contains("supported"), "ch17: the verdict says supported or not supported: {verdict}");
+    assert_contains(&out, "[e0]", "ch17");
+    assert_eq!(out.lines().filter(|l| l.starts_with("wrote ")).count(), 5, "ch17:\n{out}");
+}

@@ -43,7 +43,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let preset = if a.quick { Preset::Quick } else { Preset::Full };
     let opts = Options { preset, seeds: Some(vec![a.seed]), arms: None, data: None, out: a.out.clone() };
     let guard = interrupt::Training::start();
-    let run = experiment::run(&Demo, &opts, &mut term, Some(guard.stop()))?;
+    let run = experiment::run(&Demo::MAIN, &opts, &mut term, Some(guard.stop()))?;
     drop(guard);
     term.finish();
     if let Some((arm, seed, e)) = run.failures().first() {

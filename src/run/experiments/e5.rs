@@ -95,6 +95,20 @@ impl Size {
     };
     /// The main job (`tinymoe demo`): the full model for half of its epochs.
     pub const DEMO: Size = Size { epochs: 3, ..Size::FULL };
+    /// Chapter 17's example: small enough for the test suite, large enough to learn the
+    /// domains.
+    pub const CHAPTER: Size = Size {
+        train_per_domain: 60,
+        val_per_domain: 20,
+        max_len: 96,
+        d_model: 48,
+        n_heads: 4,
+        d_ff: 192,
+        shared_layers: 2,
+        expert_hidden: 192,
+        epochs: 4,
+        warmup_steps: 10,
+    };
 
     pub fn of(preset: Preset) -> Size {
         match preset {
@@ -245,16 +259,21 @@ impl Experiment for E5 {
 }
 
 /// The main job (`tinymoe demo`): E5's main arm and its dense baseline of equal active compute,
-/// one seed, at [`Size::DEMO`] (`--preset quick`: [`Size::QUICK`], for tests).
-pub struct Demo;
+/// one seed, at `full` size ([`Demo::MAIN`]: [`Size::DEMO`]; `--preset quick`: [`Size::QUICK`],
+/// for tests).
+pub struct Demo {
+    pub full: Size,
+}
 
 impl Demo {
     pub const ARMS: [&'static str; 2] = ["schedule", "dense-active"];
+    /// `tinymoe demo`.
+    pub const MAIN: Demo = Demo { full: Size::DEMO };
 
-    pub fn size(preset: Preset) -> Size {
+    pub fn size(&self, preset: Preset) -> Size {
         match preset {
             Preset::Quick => Size::QUICK,
-            Preset::Full => Size::DEMO,
+            Preset::Full => self.full,
         }
     }
 }
@@ -279,11 +298,11 @@ impl Experiment for Demo {
         E5.headline()
     }
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
-        let spec = sized(cell.arm, Demo::size(cell.preset), cell.seed)?;
+        let spec = sized(cell.arm, self.size(cell.preset), cell.seed)?;
         run_arm(cell, &spec)
     }
     fn report(&self, run: &Finished, out: &mut Results, report: &mut Report) -> Result<()> {
-        write_report(run, Demo::size(run.preset), out, report)
+        write_report(run, self.size(run.preset), out, report)
     }
 }
 
