@@ -47,7 +47,8 @@ pub fn framed_grid_png(name: &Path, side: usize, cells: &[Vec<Framed>], legend: 
     let cell = side as u32 * SCALE + 2 * FRAME; // one framed image, without the gap
     let pitch = cell + GAP;
     let legend_h = if legend.is_empty() { 0 } else { 14 + GAP };
-    let width = GAP + columns as u32 * pitch;
+    // Wide enough for the grid and for the legend, whichever is wider.
+    let width = (GAP + columns as u32 * pitch).max(GAP + legend.len() as u32 * (24 + GAP));
     let height = GAP + legend_h + cells.len() as u32 * pitch;
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     let colour = |i: usize| {
@@ -96,7 +97,7 @@ mod tests {
         let png = framed_grid_png(Path::new("t.png"), 2, &[vec![ink(1.0), ink(0.0)]], &[0, 1]).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         let cell = 2 * SCALE + 2 * FRAME;
-        assert_eq!(img.width(), GAP + 2 * (cell + GAP));
+        assert_eq!(img.width(), (GAP + 2 * (cell + GAP)).max(GAP + 2 * (24 + GAP)), "the grid or the legend");
         let top = GAP + 14 + GAP;
         let (r, g, b) = PALETTE[1];
         assert_eq!(img.get_pixel(GAP, top).0, [r, g, b], "the frame");
