@@ -554,9 +554,13 @@ fn write_report(run: &Finished, report: &mut Report) {
     ));
     report.text(&format!(
         "*Control (no transplant):* slot 0 takes {} of all test images and {} of the 0s and 7s (a quarter each \
-         would be an even split). Whatever the transplant arm shows beyond this is the transplant's doing.",
+         would be an even split), and the control's largest expert, whichever it is, takes {} of all test images \
+         (the transplant arm's: {}). Whatever the transplant arm shows beyond the control is the transplant's \
+         doing; a collapse that the control shows too is the mixture's, onto whichever expert wins first.",
         pm("control", "share_all"),
         pm("control", "share_pair"),
+        pm("control", "max_share"),
+        pm("transplant", "max_share"),
     ));
     let follows = match (mean("transplant", "share_pair"), mean("slot3", "share_pair"), mean("control", "share_pair")) {
         (Some(t0), Some(t3), Some(c)) if (t0 - t3).abs() < 0.1 && t0.min(t3) >= c + 0.1 => {
