@@ -196,3 +196,33 @@ fn analyse_refuses_a_wrong_checkpoint_or_data_that_does_not_fit() {
     let missing = dir.join("none.ckpt");
     assert_clean_error(&tinymoe(&["analyse", s(&missing), "--data", "mnist"]), &[s(&missing)]);
 }
+
+/// Without any downloaded data: a dense-mixture classifier trained on E6's 20-d sentiment
+/// features (as a CSV) analyses on `--data sentiment`, with a 3 × 4 table whose rows sum to 1.
+#[test]
+fn analyse_routes_a_sentiment_moe_and_writes_its_tables() {
+    let dir = tmp_dir("analyse-sentiment");
+    let set = tinymoe::data::corpora::sentiment_features(400, 9);
+    let mut csv = String::new();
+    for (row, y) in set.x.rows().into_iter().zip(&set.y) {
+        csv += &row.iter().map(|v| v.to_string()).chain(std::iter::once(y.to_string())).collect::<Vec<_>>().join(",");
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("sentiment.csv"), csv).unwrap();
+    let o = Command::new(BIN)
+        .args(["train", "--preset", "spirals-moe", "--epochs", "2", "--data", s(&dir.join("sentiment.csv"))])
+        .args(["--out", s(&dir.join("run"))])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tinymoe(&["analyse", s(&dir.join("run/model.ckpt")), "--data", "sentiment", "--out", s(&dir.join("a"))]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1500 rows") && stdout(&o).contains("negative"), "{}", stdout(&o));
+    let (h, rows) = read_csv(&dir.join("a/top_share.csv"));
+    assert_eq!((h.len(), rows.len()), (2 + 4, 3));
+    for r in &rows {
+        let sum: f64 = r[2..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{r:?}");
+    }
+    assert_png(&dir.join("a/top_share.png"));
+}
