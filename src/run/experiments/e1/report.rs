@@ -134,6 +134,14 @@ pub(super) fn write(run: &Finished, report: &mut Report) {
         }
     ));
     report.text(&format!(
+        "*How much is \"selected\"?* The top-gate share counts argmax wins, however narrow. The transplanted \
+         expert's mean gate weight is {} on the 0s and 7s and {} on the other digits (an even split is 25 %): a \
+         share near 100 % with a mean gate near 25 % is a gate that is almost flat and tilted slightly toward one \
+         expert, not one that hands it the inputs.",
+        pm("transplant", "gate_pair"),
+        pm("transplant", "gate_rest"),
+    ));
+    report.text(&format!(
         "*Control (no transplant):* slot 0 takes {} of all test images and {} of the 0s and 7s (a quarter each \
          would be an even split), and the control's largest expert, whichever it is, takes {} of all test images \
          (the transplant arm's: {}). Whatever the transplant arm shows beyond the control is the transplant's \
