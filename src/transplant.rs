@@ -163,6 +163,38 @@ pub fn copy_part<F: Float>(
         .map_err(|problem| Error::bad_value("part", format!("{src_prefix:?} → {dst_prefix:?}"), &problem))
 }
 
+/// Several parts at once, all or nothing across them: every (source prefix, destination
+/// prefix) pair is planned as [`copy_part`] plans one, and only if every pair fits is anything
+/// copied (E1 transplants an expert's input and hidden layers, `layers.0` and `layers.1`, but
+/// not its output layer). Returns the destination names written, pair by pair; the error
+/// lists every problem of every pair, with `dst` unchanged.
+pub fn copy_parts<F: Float>(
+    src: &dyn Tensors<F>,
+    dst: &mut dyn Tensors<F>,
+    pairs: &[(&str, &str)],
+) -> Result<Vec<String>> {
+    let (src_shapes, dst_shapes) = (params::shapes(src), params::shapes(dst));
+    let mut problems = Vec::new();
+    for &(sp, dp) in pairs {
+        if let Err(p) = plan(&src_shapes, sp, &dst_shapes, dp) {
+            problems.extend(p.into_iter().map(|p| format!("{sp:?} → {dp:?}: {p}")));
+        }
+    }
+    if !problems.is_empty() {
+        let listed = pairs.iter().map(|(s, d)| format!("{s:?} → {d:?}")).collect::<Vec<_>>().join(", ");
+        return Err(Error::bad_value(
+            "parts",
+            listed,
+            &format!("nothing was copied; {} problem(s): {}", problems.len(), problems.join("; ")),
+        ));
+    }
+    let mut written = Vec::new();
+    for &(sp, dp) in pairs {
+        written.extend(copy_part(src, sp, dst, dp)?);
+    }
+    Ok(written)
+}
+
 /// [`copy_part`] from the checkpoint at `path`, of any kind: reads only the tensors under
 /// `src_prefix`, by the header's offsets, after checking the whole file's checksum. Errors
 /// name the file.

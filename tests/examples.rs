@@ -983,6 +983,24 @@ fn ch13_e6_runs_every_arm_and_prints_its_verdicts() {
 }
 
 #[test]
+fn ch12_e1_runs_every_arm_and_prints_its_verdicts() {
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    if !mnist.join("train-images-idx3-ubyte").is_file() && !mnist.join("train-images-idx3-ubyte.gz").is_file() {
+        eprintln!("SKIPPED ch12_e1: {} is missing (run bash scripts/fetch-data.sh)", mnist.display());
+        return;
+    }
+    let out = run("ch12_e1");
+    assert!(!out.lines().any(|l| l.ends_with(": false")), "ch12: a stated fact does not hold:\n{out}");
+    assert_contains(&out, "every fact above holds", "ch12");
+    for arm in ["transplant", "control", "slot3", "selectivity", "dense"] {
+        assert_contains(&out, &format!("| {arm} | 1 |"), "ch12");
+    }
+    let verdict = line(&out, "*Claim: \"the pretrained 0/7 expert was selected 96 percent");
+    assert!(verdict.contains("among the 0s and 7s") && verdict.contains("supported"), "ch12: {verdict}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("wrote ")).count(), 5, "ch12:\n{out}");
+}
+
+#[test]
 fn ch17_e5_routes_by_domain_and_prints_its_verdicts() {
     let out = run("ch17_e5");
     assert!(!out.lines().any(|l| l.ends_with(": false")), "ch17: a stated fact does not hold:\n{out}");

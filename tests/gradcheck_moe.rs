@@ -35,6 +35,35 @@ fn mixture_with_dropout_backward_matches_finite_differences() {
     check(0.2);
 }
 
+/// Expert 1 of 3 switched off (E1's ablation): its gate logit is −∞, so the others
+/// renormalise; the gradient still matches finite differences, and the expert that is off
+/// gets exactly zero gradient.
+#[test]
+fn mixture_with_an_expert_switched_off_backward_matches_finite_differences() {
+    let mut g = rng(23);
+    let p: mixture::Params<f64> = mixture::init(&[6, 8, 4], &[6, 5], 3, Activation::Relu, 0.2, &mut g);
+    let x: Array2<f64> = uniform((7, 6), &mut g);
+    let r: Array2<f64> = uniform((7, 4), &mut g);
+    let off = [false, true, false];
+    let run = |p: &mixture::Params<f64>, x: &Array2<f64>| {
+        mixture::forward_with_off(p, x.view(), Some(&off), &mut Mode::Train(&mut rng(78)))
+    };
+    let (_, cache) = run(&p, &x);
+    let gates = cache.gates();
+    for row in gates.rows() {
+        // g₁ = 0 exactly; g₀ + g₂ = 1: renormalised over the experts left on.
+        assert_eq!(row[1], 0.0);
+        assert!((row[0] + row[2] - 1.0).abs() < 1e-12, "{row}");
+    }
+    let (dx, grads) = mixture::backward(&p, &cache, r.view(), InputGrad::Need);
+    assert!(grads.experts[1].layers.iter().all(|l| l.dw.iter().chain(l.db.iter()).all(|&v| v == 0.0)));
+    assert_close("mixture(off) dx", &dx.unwrap(), &numeric_grad(|x| (run(&p, x).0 * &r).sum(), &x, 1e-5), TOL);
+    let mut params = p.clone();
+    let reports = check_tensors(&mut params, &grads, |p| (run(p, &x).0 * &r).sum(), &Options::default());
+    assert_eq!(reports.len(), 2 * 2 + 3 * 2 * 2);
+    assert_reports(&reports, TOL);
+}
+
 #[test]
 fn mixture_output_is_the_gate_weighted_sum_of_experts() {
     let mut g = rng(22);

@@ -288,3 +288,36 @@ fn inspect_with_a_prefix_lists_exactly_the_tensors_a_part_holds() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("lm.ckpt") && err.contains("(it has: embed, blocks.0, blocks.1, ln_f)"), "{err}");
 }
+
+/// E1's transplant: an expert's input and hidden layers (`layers.0`, `layers.1`) into slot 2
+/// of a dense mixture, its output layer not; all or nothing across the two parts.
+#[test]
+fn copy_parts_moves_an_experts_first_layers_and_refuses_all_if_one_part_does_not_fit() {
+    use tinymoe::models::classifier::{init_mlp, init_moe, Classifier};
+    use tinymoe::transplant::copy_parts;
+    let mut g = rng(5);
+    let expert: Classifier<f32> = init_mlp(6, &[5, 4], 2, 0.0, &mut g);
+    let mut moe: Classifier<f32> = init_moe(6, &[5, 4], 3, &[7], 4, 0.0, &mut g);
+    let before = moe.clone();
+    let written =
+        copy_parts(&expert, &mut moe, &[("layers.0", "experts.2.layers.0"), ("layers.1", "experts.2.layers.1")])
+            .expect("the first two layers fit");
+    assert_eq!(
+        written,
+        ["experts.2.layers.0.w", "experts.2.layers.0.b", "experts.2.layers.1.w", "experts.2.layers.1.b"]
+    );
+    let get = |m: &Classifier<f32>, name: &str| {
+        m.tensors().into_iter().find(|(n, _)| n == name).map(|(_, t)| t.to_owned()).expect(name)
+    };
+    assert_eq!(get(&moe, "experts.2.layers.1.w"), get(&expert, "layers.1.w"));
+    for untouched in ["experts.2.layers.2.w", "experts.0.layers.0.w", "gate.layers.0.w"] {
+        assert_eq!(get(&moe, untouched), get(&before, untouched), "{untouched}");
+    }
+    // The output layers differ (2 classes against 3): the second pair fails, so neither is copied.
+    let mut fresh = before.clone();
+    let e = copy_parts(&expert, &mut fresh, &[("layers.0", "experts.1.layers.0"), ("layers.2", "experts.1.layers.2")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing was copied") && e.contains("[4, 2]") && e.contains("[4, 3]"), "{e}");
+    assert_eq!(fresh, before);
+}

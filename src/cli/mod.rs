@@ -1,6 +1,7 @@
 //! The `tinymoe` command line: parse arguments (clap), run, print. The only module that
 //! prints; errors come back as `anyhow` chains and `main` prints them once.
 
+mod analyse;
 mod bench;
 mod config;
 mod data;
@@ -71,6 +72,9 @@ pub enum Command {
     /// arrays made by NumPy or PyTorch, and write the output and every gradient as .npy, to
     /// compare line by line. `tinymoe layer list` shows every layer's arrays and shapes.
     Layer(Box<layer::LayerArgs>),
+    /// The routing analysis of a saved classifier MoE on a held-out set: per class, each
+    /// expert's share of top gates and its mean gate weight (CSV tables, heatmaps, report.md).
+    Analyse(analyse::AnalyseArgs),
     /// Experiments: list them, or run one over arms × seeds (`--preset quick|full`), with a
     /// folder per cell, summary.csv (mean, std, n over seeds) and report.md.
     Experiment(experiment::ExperimentArgs),
@@ -99,6 +103,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Layer(a) => layer::layer(*a),
         Command::Config(a) => config::config(a),
         Command::Experiment(a) => experiment::experiment(a),
+        Command::Analyse(a) => analyse::analyse(a),
     }
 }
 

@@ -29,6 +29,19 @@ use std::path::{Path, PathBuf};
 
 /// Where `scripts/fetch-data.sh` puts the four files, relative to the repository root.
 pub const DEFAULT_DIR: &str = "data/mnist";
+/// The variable that moves the data folder: `$TINYMOE_DATA_DIR/mnist` instead of `data/mnist`
+/// (a test points it at an empty folder to see the missing-data error).
+pub const DATA_DIR_ENV: &str = "TINYMOE_DATA_DIR";
+
+/// Where MNIST is looked for: `$TINYMOE_DATA_DIR/mnist` when the variable is set and not
+/// empty, else [`DEFAULT_DIR`] (relative to the working directory).
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os(DATA_DIR_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("mnist"),
+        _ => PathBuf::from(DEFAULT_DIR),
+    }
+}
+
 /// The command that fetches the real data.
 pub const FETCH: &str = "bash scripts/fetch-data.sh";
 /// Mean and standard deviation of the 60,000 training pixels, scaled to [0, 1].

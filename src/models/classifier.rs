@@ -97,6 +97,23 @@ pub fn gates<F: Float>(model: &Classifier<F>, x: ArrayView2<F>) -> Option<Array2
     }
 }
 
+/// Evaluation-mode logits [batch, classes] and gates [batch, n_experts] of an MoE, with the
+/// experts marked in `off` switched off (their gate 0, the others renormalised; see
+/// [`mixture::forward_with_off`]); `None` for an MLP.
+pub fn moe_eval<F: Float>(
+    model: &Classifier<F>,
+    x: ArrayView2<F>,
+    off: Option<&[bool]>,
+) -> Option<(Array2<F>, Array2<F>)> {
+    match model {
+        Classifier::Mlp(_) => None,
+        Classifier::Moe(p) => {
+            let (logits, cache) = mixture::forward_with_off(p, x, off, &mut Mode::Eval);
+            Some((logits, cache.gates().clone()))
+        }
+    }
+}
+
 /// Mean loss and accuracy in evaluation mode, over batches of `batch` rows.
 pub fn evaluate<F: Float>(model: &Classifier<F>, x: ArrayView2<F>, y: &[usize], batch: usize) -> (f64, f64) {
     let n = x.nrows();

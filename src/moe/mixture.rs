@@ -12,6 +12,11 @@
 //!   dz        = softmax_backward(g, dg)      through the gate's softmax: dz = g ⊙ (dg − Σₑ g dg)
 //!   dx        = gate_backward(dz) + Σₑ expertₑ_backward(dyₑ)     (x fed every branch)
 //! ```
+//! **Switching experts off** ([`forward_with_off`], E1's ablation): an expert marked off gets
+//! the gate logit −∞ before the softmax, so its gate is exactly 0 and the others are
+//! renormalised over the experts left on, gᵢ = exp(zᵢ) / Σ_{j on} exp(zⱼ). The backward above
+//! is unchanged: gₑ = 0 makes dyₑ = 0 and, through softmax_backward, dz = 0 for that expert.
+//!
 //! The experts and the gate are independent until the mix, so they run in parallel (rayon),
 //! each with its own dropout stream drawn in order from the caller's generator: the result
 //! does not depend on the thread count. Sums over experts run in index order.
@@ -87,7 +92,23 @@ fn branch_seeds(n_branches: usize, mode: &mut Mode) -> Option<Vec<u64>> {
 
 /// x [n, d_in] → y [n, d_out].
 pub fn forward<F: Float>(p: &Params<F>, x: ArrayView2<F>, mode: &mut Mode) -> (Array2<F>, Cache<F>) {
+    forward_with_off(p, x, None, mode)
+}
+
+/// [`forward`] with the experts whose `off[e]` is true switched off: their gate logits are
+/// −∞, so their gate is 0 and the rest renormalise. Panics if `off` does not have one entry
+/// per expert or switches every expert off (no distribution is left to mix by).
+pub fn forward_with_off<F: Float>(
+    p: &Params<F>,
+    x: ArrayView2<F>,
+    off: Option<&[bool]>,
+    mode: &mut Mode,
+) -> (Array2<F>, Cache<F>) {
     let n_experts = p.experts.len();
+    if let Some(off) = off {
+        assert_eq!(off.len(), n_experts, "mixture: {} off flags for {n_experts} experts", off.len());
+        assert!(off.iter().any(|&o| !o), "mixture: every expert is switched off");
+    }
     let seeds = branch_seeds(n_experts + 1, mode);
     // Branch 0 is the gate, branch 1 + e is expert e; all independent, so in parallel.
     let branches: Vec<&mlp::Params<F>> = std::iter::once(&p.gate).chain(p.experts.iter()).collect();
@@ -100,7 +121,10 @@ pub fn forward<F: Float>(p: &Params<F>, x: ArrayView2<F>, mode: &mut Mode) -> (A
         })
         .collect();
     let expert_results = results.split_off(1);
-    let (gate_logits, gate_cache) = results.pop().expect("branch 0 is the gate");
+    let (mut gate_logits, gate_cache) = results.pop().expect("branch 0 is the gate");
+    for (e, _) in off.unwrap_or(&[]).iter().enumerate().filter(|(_, &o)| o) {
+        gate_logits.column_mut(e).fill(F::neg_infinity());
+    }
     let gates = softmax(gate_logits.view());
     let (outputs, expert_caches): (Vec<_>, Vec<_>) = expert_results.into_iter().unzip();
 

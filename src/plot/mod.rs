@@ -1,9 +1,10 @@
-//! Pictures as PNG: loss curves and 2-D decision/routing maps.
+//! Pictures as PNG: loss curves, 2-D decision/routing maps, heatmaps and framed digits.
 //!
 //! Architecture invariant: plot takes plain numbers and labels; it knows nothing of the
 //! engine, moe or models. Text is drawn with an embedded DejaVu Sans, so a PNG renders the
 //! same on any machine, with no system fonts.
 
+pub mod digits;
 pub mod heatmap;
 pub mod line;
 pub mod regions;

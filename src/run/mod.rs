@@ -18,6 +18,7 @@
 //! Nothing here prints. Long work reports to an [`Observer`] (the CLI draws a progress bar
 //! and prints its notes); results come back as values and files.
 
+pub mod analysis;
 pub mod classifier;
 pub mod config;
 pub mod experiment;

@@ -55,7 +55,7 @@ fn sizes(preset: Preset, data: DataChoice) -> (usize, usize, usize) {
 }
 
 /// The training and held-out sets of a run: the same for every arm and seed.
-fn datasets(preset: Preset, data: DataChoice) -> Result<(Dataset, Dataset)> {
+pub(crate) fn datasets(preset: Preset, data: DataChoice) -> Result<(Dataset, Dataset)> {
     let (n_train, n_test, _) = sizes(preset, data);
     match data {
         DataChoice::Synthetic => Ok((corpora::sentiment_features(n_train, 1), corpora::sentiment_features(n_test, 2))),

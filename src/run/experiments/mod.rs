@@ -3,6 +3,7 @@
 //! one is a file here and a line in [`all`].
 
 pub mod demo;
+pub mod e1;
 pub mod e5;
 pub mod e6;
 
@@ -11,7 +12,7 @@ use crate::run::experiment::Experiment;
 
 /// Every registered experiment, in the order `experiment list` shows them.
 pub fn all() -> Vec<&'static dyn Experiment> {
-    vec![&demo::Spirals, &demo::MoeLm, &e5::E5, &e6::E6]
+    vec![&demo::Spirals, &demo::MoeLm, &e1::E1, &e5::E5, &e6::E6]
 }
 
 /// The experiment called `name`; the error lists them.
