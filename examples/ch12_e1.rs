@@ -39,7 +39,7 @@ fn main() -> tinymoe::Result<()> {
     let opts = Options { preset: Preset::Quick, seeds: Some(vec![42]), arms: None, data: None, out: out.clone() };
     println!("== E1, quick preset, seed 42: `tinymoe experiment run e1 --seeds 42`");
     let run = experiment::run(&E1, &opts, &mut Quiet, None)?;
-    print!("{}", experiment::wide_summary(&run).to_markdown());
+    print!("{}", experiment::wide_summary(&run, &[]).to_markdown());
     facts.check("every one of the 5 cells ran", run.cells.len() == 5 && run.failures().is_empty());
 
     // Every digit's top-gate shares are a distribution over the four experts.
