@@ -648,9 +648,9 @@ fn compare(run: &Finished, a: (&str, &str), b: (&str, &str)) -> Option<(f64, f64
     let (x, y) = (run.get(a.0, a.1)?, run.get(b.0, b.1)?);
     let spread = if x.std.is_finite() && y.std.is_finite() { x.std + y.std } else { 0.0 };
     let word = if x.mean + spread < y.mean {
-        "lower"
+        "lower than"
     } else if x.mean > y.mean + spread {
-        "higher"
+        "higher than"
     } else {
         "within the seeds' spread of"
     };
@@ -684,8 +684,8 @@ fn verdicts(run: &Finished) -> String {
     ] {
         if let Some((x, y, word)) = compare(run, ("schedule", routing), ("dense-active", "ppl_model")) {
             let verdict = match word {
-                "lower" => "**supported**",
-                "higher" => "**not supported** (the dense model is better)",
+                "lower than" => "**supported**",
+                "higher than" => "**not supported** (the dense model is better)",
                 _ => "**not supported** (no difference beyond the seeds' spread)",
             };
             v.push(format!(
