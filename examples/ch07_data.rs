@@ -188,8 +188,7 @@ fn diversity() {
 
 fn overlap(facts: &mut Facts) {
     println!("\n== 3. Vocabulary overlap: Jaccard |A ∩ B| / |A ∪ B| of the content words of 1,000 samples each");
-    let vocabs: Vec<BTreeSet<String>> =
-        NINE.iter().map(|&d| vocabulary(&corpora::generate(d, 1000, 1))).collect();
+    let vocabs: Vec<BTreeSet<String>> = NINE.iter().map(|&d| vocabulary(&corpora::generate(d, 1000, 1))).collect();
     let k = NINE.len();
     let jaccard = Array2::from_shape_fn((k, k), |(i, j)| vocabulary_overlap(&vocabs[i], &vocabs[j]));
     let short: Vec<&str> = NINE.iter().map(|d| &d.name()[..4]).collect();

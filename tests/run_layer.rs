@@ -13,12 +13,13 @@ use tinymoe::run::session::Session;
 use tinymoe::run::Quiet;
 
 #[test]
-fn experiment_list_names_the_demo_halves() {
+fn experiment_list_names_every_experiment() {
     let o = tinymoe(&["experiment", "list"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.lines().any(|l| l.starts_with("spirals ")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("moe-lm ")), "{text}");
+    for name in ["spirals", "moe-lm", "e1", "e5", "e6"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{name} "))), "{name}: {text}");
+    }
 }
 
 #[test]

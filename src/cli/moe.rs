@@ -1,5 +1,4 @@
-//! `tinymoe train moe`: flags → settings → `run::moe_lm::run` → printed summary (also the
-//! demo's second half).
+//! `tinymoe train moe`: flags → settings → `run::moe_lm::run` → printed summary.
 
 use crate::cli::progress::Terminal;
 use crate::error::Error;

@@ -1,4 +1,4 @@
-//! A classifier run (`tinymoe train`, the demo's first half): an MLP or a dense mixture of MLP
+//! A classifier run (`tinymoe train`, the `spirals` experiment): an MLP or a dense mixture of MLP
 //! experts on the built-in spirals or a CSV file, with a checkpoint every epoch, exact resume,
 //! and a results folder (metrics, loss curve, and for 2-D data the region and routing maps).
 

@@ -1,4 +1,4 @@
-//! An MoE language-model run (`tinymoe train moe`, the demo's second half): byte-level tokens
+//! An MoE language-model run (`tinymoe train moe`, E5 and the demo): byte-level tokens
 //! on labelled synthetic domains (code, math, story, science by default), an embedding, shared
 //! pre-LN blocks, then the MoE layer — MLP experts inside a residual (Switch style) or small
 //! transformer-stack experts — routed per token, per sequence, or by a domain classifier; a

@@ -1,13 +1,14 @@
-//! The demo's two halves as experiments, so they run over seeds with a summary and a report:
-//! `spirals` (an MLP against a dense mixture of 4 MLP experts on five interleaved spirals) and
-//! `moe-lm` (the token-routed MoE language model on four synthetic domains).
+//! The first main job's two halves as experiments, so they run over seeds with a summary and a
+//! report: `spirals` (an MLP against a dense mixture of 4 MLP experts on five interleaved
+//! spirals) and `moe-lm` (the token-routed MoE language model on four synthetic domains). The
+//! main job today is E5's [`super::e5::Demo`].
 
 use crate::error::Result;
 use crate::run::experiment::{Cell, Experiment, Finished, Metrics, Preset};
 use crate::run::results::{Report, Results};
 use crate::run::{classifier, moe_lm};
 
-/// The demo's first half over seeds.
+/// The spirals: MLP against a dense mixture, over seeds.
 pub struct Spirals;
 
 impl Experiment for Spirals {
@@ -15,7 +16,7 @@ impl Experiment for Spirals {
         "spirals"
     }
     fn description(&self) -> &'static str {
-        "the demo's first half: an MLP and a 4-expert dense mixture of MLPs on five interleaved spirals"
+        "an MLP and a 4-expert dense mixture of MLPs on five interleaved spirals"
     }
     fn question(&self) -> &'static str {
         "Does a dense mixture of four small MLP experts (hidden 64, 64) and a gate learn the five \
@@ -52,7 +53,7 @@ impl Experiment for Spirals {
     }
 }
 
-/// The demo's second half over seeds.
+/// The token-routed MoE LM over seeds.
 pub struct MoeLm;
 
 impl Experiment for MoeLm {
@@ -60,7 +61,7 @@ impl Experiment for MoeLm {
         "moe-lm"
     }
     fn description(&self) -> &'static str {
-        "the demo's second half: a token-routed top-2 MoE language model on code, math, story, science"
+        "a token-routed top-2 MoE language model on code, math, story, science"
     }
     fn question(&self) -> &'static str {
         "How far does a byte-level MoE language model (1 shared block, 4 MLP experts, top-2 token \
