@@ -57,8 +57,6 @@ use facts::Facts;
 #[path = "common/figures.rs"]
 mod figures;
 
-/// The path of figure `name`, its folder created; exits 1 naming the folder if it cannot be.
-
 /// The nine domains this chapter describes (`Domain::ALL` has two more, cooking and sports,
 /// added for E5 in chapter 17).
 const NINE: [Domain; 9] = [
@@ -73,6 +71,7 @@ const NINE: [Domain; 9] = [
     Domain::Sentiment,
 ];
 
+/// The path of figure `name`, its folder created; exits 1 naming the folder if it cannot be.
 fn figure(name: &str) -> PathBuf {
     figures::path(name).unwrap_or_else(|e| {
         eprintln!("{e}");
