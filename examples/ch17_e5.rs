@@ -32,7 +32,12 @@ fn main() -> tinymoe::Result<()> {
     let out = Path::new(OUT_DIR).to_path_buf();
     let opts = Options { preset: Preset::Full, seeds: Some(vec![42]), arms: None, data: None, out: out.clone() };
     println!("== E5 at the chapter's size, seed 42: the routed model and the dense one of equal active compute");
-    let run = experiment::run(&Demo { full: Size::CHAPTER }, &opts, &mut Quiet, None)?;
+    let run = experiment::run(
+        &Demo { full: Size::CHAPTER, command: "cargo run --release --example ch17_e5" },
+        &opts,
+        &mut Quiet,
+        None,
+    )?;
     print!("{}", experiment::wide_summary(&run, &[]).to_markdown());
     facts.check("both cells ran", run.cells.len() == 2 && run.failures().is_empty());
     let get = |arm: &str, m: &str| run.get(arm, m).map_or(f64::NAN, |s| s.mean);

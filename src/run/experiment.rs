@@ -82,6 +82,10 @@ pub trait Experiment: Sync {
     fn prepare(&self, _preset: Preset, _data: DataChoice) -> Result<()> {
         Ok(())
     }
+    /// The command that runs it, for the report's "How it was run".
+    fn command(&self, preset: Preset, data: DataChoice) -> String {
+        format!("tinymoe experiment run {} --preset {} --data {}", self.name(), preset.name(), data.as_str())
+    }
     /// The metrics the terminal and the report's summary show (empty: every one); summary.csv
     /// and cells.csv always hold them all.
     fn headline(&self) -> &'static [&'static str] {
@@ -288,11 +292,9 @@ pub fn run(
     let mut report = Report::new(&format!("{}: {}", exp.name(), exp.description()));
     report.heading("The question").text(exp.question());
     report.heading("How it was run").text(&format!(
-        "`tinymoe experiment run {} --preset {} --data {}`, arms {}, seeds {}; one folder per cell (`arm/seed-N/`). \
+        "`{}`, arms {}, seeds {}; one folder per cell (`arm/seed-N/`). \
          Means and sample standard deviations are over the seeds that finished (n).{}",
-        exp.name(),
-        opts.preset.name(),
-        data.as_str(),
+        exp.command(opts.preset, data),
         finished.arms.join(", "),
         finished.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
         if interrupted { " **Interrupted by Ctrl-C: not every cell ran.**" } else { "" }

@@ -263,12 +263,14 @@ impl Experiment for E5 {
 /// for tests).
 pub struct Demo {
     pub full: Size,
+    /// How a user runs it (for the report), e.g. `tinymoe demo`.
+    pub command: &'static str,
 }
 
 impl Demo {
     pub const ARMS: [&'static str; 2] = ["schedule", "dense-active"];
     /// `tinymoe demo`.
-    pub const MAIN: Demo = Demo { full: Size::DEMO };
+    pub const MAIN: Demo = Demo { full: Size::DEMO, command: "tinymoe demo" };
 
     pub fn size(&self, preset: Preset) -> Size {
         match preset {
@@ -283,7 +285,13 @@ impl Experiment for Demo {
         "demo"
     }
     fn description(&self) -> &'static str {
-        "the main job: a domain-routed MoE LM on ten domains against a dense model of the same compute per token"
+        "a domain-routed MoE LM on ten domains beside a dense model of the same compute per token (the main job)"
+    }
+    fn command(&self, preset: Preset, _: crate::run::settings::DataChoice) -> String {
+        match preset {
+            Preset::Quick => format!("{} --quick", self.command),
+            Preset::Full => self.command.to_string(),
+        }
     }
     fn question(&self) -> &'static str {
         E5.question()
