@@ -59,17 +59,7 @@ mod figures;
 
 /// The nine domains this chapter describes (`Domain::ALL` has two more, cooking and sports,
 /// added for E5 in chapter 17).
-const NINE: [Domain; 9] = [
-    Domain::Code,
-    Domain::Math,
-    Domain::Story,
-    Domain::Science,
-    Domain::Psychology,
-    Domain::History,
-    Domain::Medicine,
-    Domain::Business,
-    Domain::Sentiment,
-];
+const NINE: &[Domain] = Domain::ALL.split_at(9).0;
 
 /// The path of figure `name`, its folder created; exits 1 naming the folder if it cannot be.
 fn figure(name: &str) -> PathBuf {
@@ -132,7 +122,7 @@ fn templates(facts: &mut Facts) {
         println!("  {s}");
     }
     println!("\nthe first sample of each domain under seed 1 (cut at 110 characters):");
-    for d in NINE {
+    for &d in NINE {
         let s = &corpora::generate(d, 1, 1)[0];
         println!("  {:<10} {:>3} bytes  {}", d.name(), s.len(), clip(s, 110));
     }
@@ -155,7 +145,7 @@ fn diversity() {
     println!("whitespace 8-grams found nowhere in A");
     println!("{:<28} {:>7} {:>7} {:>11} {:>15}", "corpus", "bytes", "words", "duplicates", "unseen 8-grams");
     let t0 = Instant::now();
-    for d in NINE {
+    for &d in NINE {
         let div = stats::diversity(d, n, 1, 2);
         println!(
             "{:<28} {:>7.1} {:>7.1} {:>10.2}% {:>14.1}%",
@@ -258,8 +248,7 @@ fn a_batch(facts: &mut Facts) -> (Bpe, Batch) {
     println!("\n== 4. A batch: tokenise, pad to {MAX_LEN}, shift the targets, mask the padding");
     // The tokeniser: a BPE (chapter 06) trained on 100 samples of every domain (seed 3).
     let t0 = Instant::now();
-    let training: String =
-        corpora::corpus(&NINE, 100, 3).iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
+    let training: String = corpora::corpus(NINE, 100, 3).iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
     let bpe = Bpe::train(&training, 4096, Split::Words).expect("1024 ≥ 257");
     let pad = bpe.pad_id().expect("a BPE reserves a padding id");
     println!(
@@ -271,7 +260,7 @@ fn a_batch(facts: &mut Facts) -> (Bpe, Batch) {
     );
 
     // The data set: 40 samples of every domain (seed 7), tokenised, each labelled with its domain.
-    let samples = corpora::corpus(&NINE, 40, 7);
+    let samples = corpora::corpus(NINE, 40, 7);
     let seqs: Vec<Vec<usize>> = samples.iter().map(|s| bpe.encode(&s.text)).collect();
     let labels: Vec<usize> = samples.iter().map(|s| s.domain.index()).collect();
     let bytes: usize = samples.iter().map(|s| s.text.len()).sum();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::cli::{assert_clean_error, s, stderr, stdout, tmp_dir, BIN};
+use common::cli::{assert_clean_error, read_csv, s, stderr, stdout, tmp_dir, BIN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,19 +27,6 @@ fn have_mnist() -> bool {
         eprintln!("SKIPPED: {} is missing (run bash scripts/fetch-data.sh)", dir.display());
     }
     ok
-}
-
-/// Parses a CSV written by the results writer into its header and rows (no quoted commas in
-/// the files read here).
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header = lines.next().expect("a header").split(',').map(String::from).collect::<Vec<_>>();
-    let rows = lines.map(|l| l.split(',').map(String::from).collect::<Vec<_>>()).collect::<Vec<_>>();
-    for r in &rows {
-        assert_eq!(r.len(), header.len(), "{}: {r:?}", path.display());
-    }
-    (header, rows)
 }
 
 fn column(header: &[String], name: &str) -> usize {

@@ -4,19 +4,7 @@
 
 mod common;
 
-use common::cli::{s, stderr, tinymoe, tmp_dir};
-use std::path::Path;
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header = lines.next().expect("a header").split(',').map(String::from).collect::<Vec<_>>();
-    let rows = lines.map(|l| l.split(',').map(String::from).collect::<Vec<_>>()).collect::<Vec<_>>();
-    for r in &rows {
-        assert_eq!(r.len(), header.len(), "{}: {r:?}", path.display());
-    }
-    (header, rows)
-}
+use common::cli::{read_csv, s, stderr, tinymoe, tmp_dir};
 
 fn column(header: &[String], rows: &[Vec<String>], name: &str) -> Vec<f64> {
     let i = header.iter().position(|c| c == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"));

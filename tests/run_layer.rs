@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cli::{assert_clean_error, s, stderr, stdout, tinymoe, tmp_dir};
+use common::cli::{assert_clean_error, read_csv, s, stderr, stdout, tinymoe, tmp_dir};
 use std::path::Path;
 use tinymoe::engine::params::Tensors;
 use tinymoe::run::moe_lm::{self, MoeLmRun};
@@ -37,16 +37,6 @@ fn an_unknown_experiment_or_arm_is_a_clean_error() {
 }
 
 /// Parses a CSV written by the results writer into its header and rows.
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header = lines.next().expect("a header").split(',').map(String::from).collect::<Vec<_>>();
-    let rows = lines.map(|l| l.split(',').map(String::from).collect::<Vec<_>>()).collect::<Vec<_>>();
-    for r in &rows {
-        assert_eq!(r.len(), header.len(), "{}: {r:?}", path.display());
-    }
-    (header, rows)
-}
 
 #[test]
 fn spirals_experiment_runs_every_cell_and_summarises_over_seeds() {

@@ -58,3 +58,16 @@ pub fn tmp_dir(name: &str) -> PathBuf {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temp path")
 }
+
+/// A results CSV as (header, rows), every row as wide as the header (the file is named when it
+/// is missing or a row is not).
+pub fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header").split(',').map(String::from).collect::<Vec<_>>();
+    let rows = lines.map(|l| l.split(',').map(String::from).collect::<Vec<_>>()).collect::<Vec<_>>();
+    for r in &rows {
+        assert_eq!(r.len(), header.len(), "{}: {r:?}", path.display());
+    }
+    (header, rows)
+}
