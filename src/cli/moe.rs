@@ -3,8 +3,8 @@
 use crate::cli::progress::Terminal;
 use crate::error::Error;
 use crate::run::config::{self, Settings};
-use crate::run::moe_lm::{self, MoeLmSpec, Outcome};
-use crate::run::settings::{set_threads, ExpertChoice, GatingChoice, RoutingChoice};
+use crate::run::moe_lm::{self, preset_moe_lm, MoeLmSpec, Outcome};
+use crate::run::settings::{set_threads, DataChoice, ExpertChoice, GatingChoice, RoutingChoice};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -19,7 +19,13 @@ pub struct MoeArgs {
     /// overrides the preset and flags override it.
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub config: Option<PathBuf>,
-    /// Domains to learn, e.g. `code,math,story,science` (see `tinymoe data stats`).
+    /// synthetic (the built-in domain generators) or real (real text from data/, fetched by
+    /// `bash scripts/fetch-data.sh`; without --domains: business, sports, rust-code, python-docs).
+    #[arg(long, value_enum, conflicts_with = "resume")]
+    pub corpus: Option<DataChoice>,
+    /// Domains to learn, e.g. `code,math,story,science` (see `tinymoe data stats`); real ones:
+    /// business, entertainment, politics, sports, tech, tweets, rust-code, rust-book,
+    /// rust-errors, python-docs.
     #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     pub domains: Option<Vec<String>>,
     /// Number of experts.
@@ -71,6 +77,10 @@ pub struct MoeArgs {
     pub out: PathBuf,
 }
 
+/// `--corpus real` without `--domains`: two prose and two code domains, as the synthetic
+/// default's code, math, story, science.
+const REAL_DEFAULT: [&str; 4] = ["business", "sports", "rust-code", "python-docs"];
+
 /// The run's settings: the preset, then the `--config` file, then the flags; validated.
 fn resolve(a: &MoeArgs) -> anyhow::Result<MoeLmSpec> {
     let file = a.config.as_deref().map(config::File::read).transpose()?;
@@ -81,6 +91,15 @@ fn resolve(a: &MoeArgs) -> anyhow::Result<MoeLmSpec> {
     };
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = &a.$field { s.$field = v.clone(); } )* };
+    }
+    if let Some(c) = a.corpus {
+        if c != s.corpus && a.domains.is_none() {
+            s.domains = match c {
+                DataChoice::Synthetic => preset_moe_lm().domains,
+                DataChoice::Real => REAL_DEFAULT.iter().map(|d| d.to_string()).collect(),
+            };
+        }
+        s.corpus = c;
     }
     set!(domains, experts, expert, routing, gating, top_k, balance_loss);
     if a.capacity_factor.is_some() {

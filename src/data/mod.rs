@@ -12,6 +12,7 @@ pub mod gpt2;
 pub mod mnist;
 pub mod npy;
 pub mod pretokenize;
+pub mod real_corpus;
 pub mod real_text;
 pub mod synthetic;
 pub mod text;

@@ -9,6 +9,7 @@
 use crate::checkpoint;
 use crate::data::batch::Batches;
 use crate::data::corpora::{self, Domain};
+use crate::data::real_corpus::{self, RealDomain};
 use crate::data::tokenizer::{Bytes, Tokenizer};
 use crate::engine::init::{self, streams};
 use crate::error::{Error, Result};
@@ -25,7 +26,7 @@ use crate::run::moe_explorer::moe_lm_explorer;
 use crate::run::results::{Results, Table, Value};
 use crate::run::session::{self, Session};
 use crate::run::settings::{
-    self as checks, ExpertChoice, GatingChoice, Optimizer, RoutingChoice, ScheduleKind, TrainingSpec,
+    self as checks, DataChoice, ExpertChoice, GatingChoice, Optimizer, RoutingChoice, ScheduleKind, TrainingSpec,
 };
 use crate::run::{interrupt, Observer};
 use crate::train::{self, MoeHistory, MoeState, MoeTraining, Standing};
@@ -43,6 +44,10 @@ pub const KIND: &str = "moe-lm";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MoeLmSpec {
     pub preset: String,
+    /// Which text the domains are: built-in synthetic generators, or real corpora from
+    /// `data/` ([`real_corpus`]). Older settings without it are synthetic.
+    #[serde(default)]
+    pub corpus: DataChoice,
     pub domains: Vec<String>,
     pub train_per_domain: usize,
     /// Training samples of each domain, in the order of `domains`, instead of
@@ -83,9 +88,16 @@ pub struct MoeLmSpec {
 /// (TrainingSpec's follow).
 pub const FIELDS: &[Field] = &[
     Field::new(
+        "corpus",
+        "\"synthetic\": the built-in domain generators; \"real\": real text from data/ (BBC News topics,\n\
+         tweets, Rust and Python sources and docs; `bash scripts/fetch-data.sh` fetches them).",
+    ),
+    Field::new(
         "domains",
-        "Synthetic domains to learn, each a label, e.g. [\"code\", \"math\"] (`tinymoe data stats`\n\
-         lists them: code, math, story, science, psychology, history, medicine, business).",
+        "Domains to learn, each a label, e.g. [\"code\", \"math\"]. Synthetic (`tinymoe data stats` lists\n\
+         them): code, math, story, science, psychology, history, medicine, business, cooking, sports.\n\
+         Real: business, entertainment, politics, sports, tech, tweets, rust-code, rust-book,\n\
+         rust-errors, python-docs.",
     ),
     Field::new("train_per_domain", "Training samples per domain; integer ≥ 1."),
     Field::optional(
@@ -160,7 +172,7 @@ impl MoeLmSpec {
     /// Every value against its allowed range, naming the first bad one: the one check for
     /// presets, config files, flags and resumed checkpoints.
     pub fn validate(&self) -> Result<()> {
-        let domains = self.domain_list()?;
+        let domains = self.domain_names()?;
         if let Some(sizes) = &self.domain_train {
             if sizes.len() != domains.len() {
                 return Err(Error::bad_value(
@@ -235,20 +247,68 @@ impl MoeLmSpec {
         self.training.validate()
     }
 
-    /// The domains, parsed; the error names the bad one and lists the choices.
-    pub fn domain_list(&self) -> Result<Vec<Domain>> {
+    /// The domain names, each checked against the corpus's domains and listed once; the error
+    /// names the bad one and lists the choices.
+    pub fn domain_names(&self) -> Result<&[String]> {
         if self.domains.is_empty() {
             return Err(Error::bad_value("domains", "[]", "name at least one domain"));
         }
-        let domains = self
-            .domains
+        for (i, d) in self.domains.iter().enumerate() {
+            let known = match self.corpus {
+                DataChoice::Synthetic => d.parse::<Domain>().map(|_| ()),
+                DataChoice::Real => d.parse::<RealDomain>().map(|_| ()),
+            };
+            known.map_err(|e| Error::bad_value("domains", format!("{d:?}"), &e.to_string()))?;
+            if self.domains[..i].contains(d) {
+                return Err(Error::bad_value("domains", format!("{d:?}"), "is listed twice"));
+            }
+        }
+        Ok(&self.domains)
+    }
+
+    /// The synthetic domains, parsed (an error for a real corpus).
+    pub fn domain_list(&self) -> Result<Vec<Domain>> {
+        if self.corpus != DataChoice::Synthetic {
+            return Err(Error::bad_value("corpus", self.corpus, "has no synthetic domain generators"));
+        }
+        self.domain_names()?
             .iter()
             .map(|d| d.parse::<Domain>().map_err(|e| Error::bad_value("domains", format!("{d:?}"), &e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(d) = domains.iter().enumerate().find_map(|(i, d)| domains[..i].contains(d).then_some(d)) {
-            return Err(Error::bad_value("domains", format!("{:?}", d.name()), "is listed twice"));
+            .collect()
+    }
+
+    /// The real domains, parsed (an error for the synthetic corpus).
+    pub fn real_domain_list(&self) -> Result<Vec<RealDomain>> {
+        if self.corpus != DataChoice::Real {
+            return Err(Error::bad_value("corpus", self.corpus, "has no real domains"));
         }
-        Ok(domains)
+        self.domain_names()?.iter().map(|d| d.parse::<RealDomain>()).collect()
+    }
+
+    /// The training sequences and their domain labels: synthetic ones from `seed`, real ones
+    /// from the training documents of the fixed split ([`real_corpus::split`]).
+    pub fn train_samples(&self) -> Result<Labelled> {
+        match self.corpus {
+            DataChoice::Synthetic => Ok(encode_sizes(&self.domain_list()?, &self.train_sizes(), self.training.seed)),
+            DataChoice::Real => Ok(self.real_samples(&self.train_sizes(), 1)?.0),
+        }
+    }
+
+    /// `per` held-out sequences of each domain: synthetic ones from [`val_seed`] (never a
+    /// training sample), real ones from the held-out documents (never a training document).
+    pub fn val_samples(&self, per: usize) -> Result<Labelled> {
+        match self.corpus {
+            DataChoice::Synthetic => Ok(encode(&self.domain_list()?, per, val_seed(self.training.seed))),
+            DataChoice::Real => Ok(self.real_samples(&vec![0; self.domains.len()], per)?.1),
+        }
+    }
+
+    fn real_samples(&self, train: &[usize], val: usize) -> Result<(Labelled, Labelled)> {
+        let (tr, va) = real_corpus::samples(Path::new("."), &self.real_domain_list()?, train, val, self.max_len + 1)?;
+        let ids = |v: Vec<(Vec<u8>, usize)>| -> Labelled {
+            v.into_iter().map(|(b, l)| (b.iter().map(|&x| usize::from(x)).collect(), l)).unzip()
+        };
+        Ok((ids(tr), ids(va)))
     }
 
     /// The model's shape and routing (byte vocabulary: 256 bytes + the padding id 256).
@@ -324,6 +384,7 @@ impl MoeLmSpec {
 pub fn preset_moe_lm() -> MoeLmSpec {
     MoeLmSpec {
         preset: "moe-lm".into(),
+        corpus: DataChoice::Synthetic,
         domains: Domain::E2.iter().map(|d| d.name().to_string()).collect(),
         train_per_domain: 500,
         domain_train: None,
@@ -460,14 +521,17 @@ pub struct Outcome {
     pub wrote: String,
 }
 
+/// Token sequences and, for each, its domain label.
+pub type Labelled = (Vec<Vec<usize>>, Vec<usize>);
+
 /// The labelled byte sequences of the spec's domains: `per` samples each, from `seed`.
-pub fn encode(domains: &[Domain], per: usize, seed: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
+pub fn encode(domains: &[Domain], per: usize, seed: u64) -> Labelled {
     encode_sizes(domains, &vec![per; domains.len()], seed)
 }
 
 /// The same with `sizes[i]` samples of domain i (each domain's first samples of its stream,
 /// so a smaller domain's samples are a prefix of a larger one's).
-pub fn encode_sizes(domains: &[Domain], sizes: &[usize], seed: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
+pub fn encode_sizes(domains: &[Domain], sizes: &[usize], seed: u64) -> Labelled {
     let mut seqs = Vec::new();
     let mut labels = Vec::new();
     for (label, (&d, &per)) in domains.iter().zip(sizes).enumerate() {
@@ -496,11 +560,10 @@ pub fn run(
     obs: &mut dyn Observer,
 ) -> Result<Outcome> {
     let model_cfg = spec.model_config()?;
-    let domains = spec.domain_list()?;
     let pad = model_cfg.pad_id.ok_or_else(|| Error::bad_value("pad_id", "none", "the MoE LM needs a padding id"))?;
     let seed = spec.training.seed;
-    let (train_seqs, train_labels) = encode_sizes(&domains, &spec.train_sizes(), seed);
-    let (val_seqs, val_labels) = encode(&domains, spec.val_per_domain, val_seed(seed));
+    let (train_seqs, train_labels) = spec.train_samples()?;
+    let (val_seqs, val_labels) = spec.val_samples(spec.val_per_domain)?;
     let batch = spec.training.batch_size;
     let train_data = Batches::new(&train_seqs, &train_labels, spec.max_len, pad, batch)?;
     let val_data = Batches::new(&val_seqs, &val_labels, spec.max_len, pad, batch)?;

@@ -43,6 +43,14 @@ choice!(
     }
 );
 
+// The macro derives for every choice; only this one has a default.
+#[allow(clippy::derivable_impls)]
+impl Default for DataChoice {
+    fn default() -> Self {
+        DataChoice::Synthetic
+    }
+}
+
 choice!(
     /// The optimiser's update rule.
     Optimizer {

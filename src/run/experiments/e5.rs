@@ -23,6 +23,7 @@
 
 use crate::data::batch::Batches;
 use crate::data::corpora::Domain;
+use crate::data::real_corpus::RealDomain;
 use crate::data::tokenizer::{Bytes, Tokenizer};
 use crate::engine::params::{count, Tensors};
 use crate::error::{Error, Result};
@@ -33,7 +34,9 @@ use crate::plot::routing::routing_heatmap;
 use crate::run::experiment::{Cell, Experiment, Finished, Metrics, Preset};
 use crate::run::moe_lm::{self, MoeLmSpec};
 use crate::run::results::{Report, Results, Table, Value};
-use crate::run::settings::{ExpertChoice, GatingChoice, Optimizer, RoutingChoice, ScheduleKind, TrainingSpec};
+use crate::run::settings::{
+    DataChoice, ExpertChoice, GatingChoice, Optimizer, RoutingChoice, ScheduleKind, TrainingSpec,
+};
 use crate::train::domain_eval::{self, Routing};
 use ndarray::s;
 
@@ -43,8 +46,17 @@ pub struct E5;
 /// The arms, in the report's order.
 pub const ARMS: [&str; 7] =
     ["schedule", "teacher", "predicted", "dense-active", "dense-total", "unbalanced", "unbalanced-sampled"];
-/// The domain the unbalanced arms give ten times the others' samples.
-pub const HEAVY: Domain = Domain::Story;
+/// The index of the domain the unbalanced arms give ten times the others' samples: story
+/// (synthetic) or politics (real).
+pub const HEAVY: usize = 2;
+
+/// E5's ten domains, in expert order: [`Domain::E5`] (synthetic) or [`RealDomain::ALL`] (real).
+pub fn domain_names(data: DataChoice) -> Vec<String> {
+    match data {
+        DataChoice::Synthetic => Domain::E5.iter().map(|d| d.name().to_string()).collect(),
+        DataChoice::Real => RealDomain::ALL.iter().map(|d| d.name().to_string()).collect(),
+    }
+}
 /// Prefix lengths (tokens seen) at which routing accuracy is measured; those past the
 /// sequence length are left out.
 const PREFIXES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 96, 128];
@@ -118,11 +130,14 @@ impl Size {
     }
 }
 
-/// The settings every domain-routed arm shares, for a size and a seed.
-pub fn base(size: Size, seed: u64) -> MoeLmSpec {
+/// The settings every domain-routed arm shares, for a size, data and a seed.
+pub fn base(size: Size, data: DataChoice, seed: u64) -> MoeLmSpec {
+    let domains = domain_names(data);
     MoeLmSpec {
         preset: "e5".into(),
-        domains: Domain::E5.iter().map(|d| d.name().to_string()).collect(),
+        corpus: data,
+        experts: domains.len(),
+        domains,
         train_per_domain: size.train_per_domain,
         domain_train: None,
         val_per_domain: size.val_per_domain,
@@ -132,7 +147,6 @@ pub fn base(size: Size, seed: u64) -> MoeLmSpec {
         d_ff: size.d_ff,
         dropout: 0.0,
         shared_layers: size.shared_layers,
-        experts: Domain::E5.len(),
         expert: ExpertChoice::Mlp,
         expert_hidden: size.expert_hidden,
         expert_layers: 1,
@@ -167,15 +181,18 @@ pub fn base(size: Size, seed: u64) -> MoeLmSpec {
 }
 
 /// The settings of one arm of a preset.
-pub fn spec(arm: &str, preset: Preset, seed: u64) -> Result<MoeLmSpec> {
-    let mut s = sized(arm, Size::of(preset), seed)?;
-    s.preset = format!("e5-{}-{arm}", preset.name());
+pub fn spec(arm: &str, preset: Preset, data: DataChoice, seed: u64) -> Result<MoeLmSpec> {
+    let mut s = sized(arm, Size::of(preset), data, seed)?;
+    s.preset = match data {
+        DataChoice::Synthetic => format!("e5-{}-{arm}", preset.name()),
+        DataChoice::Real => format!("e5-{}-real-{arm}", preset.name()),
+    };
     Ok(s)
 }
 
 /// The settings of one arm at any size.
-pub fn sized(arm: &str, size: Size, seed: u64) -> Result<MoeLmSpec> {
-    let mut s = base(size, seed);
+pub fn sized(arm: &str, size: Size, data: DataChoice, seed: u64) -> Result<MoeLmSpec> {
+    let mut s = base(size, data, seed);
     s.preset = format!("e5-{arm}");
     let dense = |s: &mut MoeLmSpec, hidden: usize| {
         s.routing = RoutingChoice::Token;
@@ -185,7 +202,7 @@ pub fn sized(arm: &str, size: Size, seed: u64) -> Result<MoeLmSpec> {
     let unbalanced = |s: &mut MoeLmSpec| {
         let small = (s.train_per_domain / 10).max(1);
         s.domain_train =
-            Some(Domain::E5.iter().map(|&d| if d == HEAVY { s.train_per_domain } else { small }).collect());
+            Some((0..s.domains.len()).map(|d| if d == HEAVY { s.train_per_domain } else { small }).collect());
     };
     match arm {
         "schedule" => {}
@@ -237,9 +254,20 @@ impl Experiment for E5 {
     fn arms(&self, _: Preset) -> Vec<String> {
         ARMS.iter().map(|a| a.to_string()).collect()
     }
-    fn prepare(&self, preset: Preset, _: crate::run::settings::DataChoice) -> Result<()> {
+    fn data(&self) -> Vec<DataChoice> {
+        vec![DataChoice::Synthetic, DataChoice::Real]
+    }
+    fn prepare(&self, preset: Preset, data: DataChoice) -> Result<()> {
         for arm in ARMS {
-            spec(arm, preset, 42)?;
+            spec(arm, preset, data, 42)?;
+        }
+        if data == DataChoice::Real {
+            // Every corpus is there and holds enough windows, before the first cell trains.
+            for arm in ["schedule", "unbalanced"] {
+                let s = spec(arm, preset, data, 42)?;
+                s.train_samples()?;
+                s.val_samples(s.val_per_domain)?;
+            }
         }
         Ok(())
     }
@@ -249,7 +277,7 @@ impl Experiment for E5 {
     }
 
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
-        let spec = spec(cell.arm, cell.preset, cell.seed)?;
+        let spec = spec(cell.arm, cell.preset, cell.data, cell.seed)?;
         run_arm(cell, &spec)
     }
 
@@ -306,7 +334,7 @@ impl Experiment for Demo {
         E5.headline()
     }
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
-        let spec = sized(cell.arm, self.size(cell.preset), cell.seed)?;
+        let spec = sized(cell.arm, self.size(cell.preset), DataChoice::Synthetic, cell.seed)?;
         run_arm(cell, &spec)
     }
     fn report(&self, run: &Finished, out: &mut Results, report: &mut Report) -> Result<()> {
@@ -320,11 +348,10 @@ impl Experiment for Demo {
 pub fn run_arm(cell: &mut Cell, spec: &MoeLmSpec) -> Result<Metrics> {
     let o = moe_lm::run(spec, cell.out.dir(), None, false, cell.observer)?;
     let last = o.history.epochs.last().ok_or_else(|| Error::bad_value("epochs", 0, "no epoch ran"))?;
-    let domains = spec.domain_list()?;
     let names: Vec<String> = spec.domains.clone();
-    let nd = domains.len();
+    let nd = names.len();
     let pad = o.model.config.pad_id.unwrap_or(256);
-    let (val_seqs, val_labels) = moe_lm::encode(&domains, spec.val_per_domain, moe_lm::val_seed(cell.seed));
+    let (val_seqs, val_labels) = spec.val_samples(spec.val_per_domain)?;
     let batch = spec.training.batch_size;
     let val = Batches::new(&val_seqs, &val_labels, spec.max_len, pad, batch)?;
     let m = &o.model;
@@ -362,9 +389,8 @@ pub fn run_arm(cell: &mut Cell, spec: &MoeLmSpec) -> Result<Metrics> {
     }
     cell.out.table("perplexity.csv", &ppl_table)?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let heavy = domains.iter().position(|&d| d == HEAVY);
     let small = |v: &[f64]| {
-        let rest: Vec<f64> = v.iter().enumerate().filter(|(i, _)| Some(*i) != heavy).map(|(_, &x)| x).collect();
+        let rest: Vec<f64> = v.iter().enumerate().filter(|(i, _)| *i != HEAVY).map(|(_, &x)| x).collect();
         mean(&rest)
     };
     for (r, p) in routings.iter().zip(&ppl) {
@@ -437,7 +463,8 @@ pub fn run_arm(cell: &mut Cell, spec: &MoeLmSpec) -> Result<Metrics> {
 
 /// E5's own report sections, for a run at `size`.
 pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut Report) -> Result<()> {
-    let names: Vec<String> = Domain::E5.iter().map(|d| d.name().to_string()).collect();
+    let names = domain_names(run.data);
+    let heavy = names[HEAVY].as_str();
     let ms = |arm: &str, metric: &str| -> Value {
         let Some(s) = run.get(arm, metric) else { return "—".into() };
         // Counts and rates as whole numbers, shares as percentages, the rest to 3 places.
@@ -455,11 +482,10 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
             format!("{}{unit}", f(s.mean)).into()
         }
     };
-    let s = sized("schedule", size, run.seeds[0])?;
+    let s = sized("schedule", size, run.data, run.seeds[0])?;
     report.heading("Settings");
     report.text(&format!(
-        "{} domains ({}), {} training and {} held-out sequences per domain (held-out ones from another generator \
-         seed), bytes as tokens, {} positions per sequence. Shared stack: {} causal pre-LN block(s), d_model {}, \
+        "{} domains ({}), {} training and {} held-out sequences per domain ({}), bytes as tokens, {} positions per sequence. Shared stack: {} causal pre-LN block(s), d_model {}, \
          {} heads, d_ff {}. Experts: {} MLPs {} → {} → {} inside a residual; the domain classifier is a linear \
          layer on the mean of the stack's output, trained by its cross-entropy (weight {}), top-1. Adam, lr {}, \
          cosine schedule with {} warm-up steps, clip {}, batch {}, {} epochs. Dense baselines: the same model with \
@@ -469,6 +495,16 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
         s.domains.join(", "),
         s.train_per_domain,
         s.val_per_domain,
+        match run.data {
+            DataChoice::Synthetic => "the built-in generators; held-out sequences from another generator seed".to_string(),
+            DataChoice::Real => format!(
+                "real text from data/: BBC News topics, tweets, the Rust standard library's source, The Rust Book, \
+                 rustc's error-code explanations and Python's library reference, cut into windows of {} bytes that \
+                 start at a line; every domain's documents split once by a fixed seed, a fifth held out, so no \
+                 held-out window shares a document with a training one",
+                s.max_len + 1
+            ),
+        },
         s.max_len,
         s.shared_layers,
         s.d_model,
@@ -486,7 +522,7 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
         s.training.epochs,
         s.expert_hidden,
         s.expert_hidden * s.experts,
-        HEAVY.name(),
+        heavy,
         s.train_per_domain,
         (s.train_per_domain / 10).max(1),
     ));
@@ -597,7 +633,7 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
             "steps",
             "routing accuracy, small domains",
             "perplexity, small domains",
-            format!("perplexity, {}", HEAVY.name()).as_str(),
+            format!("perplexity, {heavy}").as_str(),
         ]);
         for arm in ["schedule", "unbalanced", "unbalanced-sampled"] {
             u.push(vec![
@@ -605,7 +641,7 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
                 ms(arm, "steps"),
                 ms(arm, "routing_accuracy_small_domains"),
                 ms(arm, "ppl_small_domains"),
-                ms(arm, &format!("ppl_{}", HEAVY.name())),
+                ms(arm, &format!("ppl_{heavy}")),
             ]);
         }
         report.heading("Unbalanced domains");
@@ -613,7 +649,7 @@ pub fn write_report(run: &Finished, size: Size, out: &mut Results, report: &mut 
             "{} has ten times the sequences of every other domain; *unbalanced* shuffles them, *unbalanced-sampled* \
          draws every domain equally in each batch (the small ones repeat) for about as many steps. The schedule \
          arm (all domains equal, more data in all) is the reference.",
-            HEAVY.name()
+            heavy
         ));
         report.table(&u);
     }
@@ -773,14 +809,19 @@ fn write_html(
     out: &mut Results,
 ) -> Result<()> {
     let (model, names) = moe_lm::load_model(&out.path(&format!("{}/model.ckpt", c.dir)))?;
-    let (seqs, labels) = moe_lm::encode(&Domain::E5, 2, moe_lm::val_seed(c.seed));
+    let (seqs, labels) = sized("schedule", size, run.data, c.seed)?.val_samples(2)?;
     let explorer = crate::run::moe_explorer::moe_lm_explorer(&model, &seqs, &labels, &names, size.max_len, 2)?;
+    let first = &names[0];
+    let attention = (
+        format!("attention_{first}.png"),
+        format!("Attention of the last shared block, each head, on a {first} sample."),
+    );
     let mut figures: Vec<(String, std::path::PathBuf)> = [
         ("confusion.png", "Where each domain's held-out sequences were routed (rows: true domain)."),
         ("prefix_accuracy.png", "Routing accuracy and confidence from the first t bytes only."),
         ("confidence.png", "The classifier's confidence on the sequences it routed right and wrong."),
         ("loss_curve.png", "Next-byte loss: every training step, and validation after each epoch."),
-        ("attention_code.png", "Attention of the last shared block, each head, on a code sample."),
+        (attention.0.as_str(), attention.1.as_str()),
     ]
     .iter()
     .map(|(f, cap)| (cap.to_string(), out.path(&format!("{}/{f}", c.dir))))
@@ -892,35 +933,40 @@ fn draw_attention(
 mod tests {
     use super::*;
 
+    const DATA: [DataChoice; 2] = [DataChoice::Synthetic, DataChoice::Real];
+
     #[test]
     fn arm_names_map_to_their_settings() {
-        for preset in [Preset::Quick, Preset::Full] {
-            let main = spec("schedule", preset, 42).unwrap();
+        for (preset, data) in [Preset::Quick, Preset::Full].into_iter().flat_map(|p| DATA.map(|d| (p, d))) {
+            let main = spec("schedule", preset, data, 42).unwrap();
             assert_eq!(
                 (main.routing, main.experts, main.teacher_start, main.teacher_end),
                 (RoutingChoice::Domain, 10, 1.0, 0.0)
             );
-            let t = spec("teacher", preset, 42).unwrap();
+            let t = spec("teacher", preset, data, 42).unwrap();
             assert_eq!((t.teacher_start, t.teacher_end), (1.0, 1.0));
-            let p = spec("predicted", preset, 42).unwrap();
+            let p = spec("predicted", preset, data, 42).unwrap();
             assert_eq!((p.teacher_start, p.teacher_end), (0.0, 0.0));
-            let a = spec("dense-active", preset, 42).unwrap();
+            let a = spec("dense-active", preset, data, 42).unwrap();
             assert_eq!((a.routing, a.experts, a.expert_hidden), (RoutingChoice::Token, 1, main.expert_hidden));
-            let d = spec("dense-total", preset, 42).unwrap();
+            let d = spec("dense-total", preset, data, 42).unwrap();
             assert_eq!(d.expert_hidden, 10 * main.expert_hidden);
-            let u = spec("unbalanced", preset, 42).unwrap();
+            let u = spec("unbalanced", preset, data, 42).unwrap();
             let sizes = u.train_sizes();
-            let heavy = Domain::E5.iter().position(|&d| d == HEAVY).unwrap();
+            assert_eq!(main.domains, domain_names(data));
+            assert_eq!(main.corpus, data);
             for (i, &n) in sizes.iter().enumerate() {
-                assert_eq!(n, if i == heavy { main.train_per_domain } else { (main.train_per_domain / 10).max(1) });
+                assert_eq!(n, if i == HEAVY { main.train_per_domain } else { (main.train_per_domain / 10).max(1) });
             }
-            let b = spec("unbalanced-sampled", preset, 42).unwrap();
+            let b = spec("unbalanced-sampled", preset, data, 42).unwrap();
             assert!(b.balanced && !u.balanced);
             assert_eq!(b.domain_train, u.domain_train);
         }
         // Full: 200 + 9 × 20 = 380 sequences × 6 epochs = 2280 against 10 × 200 per balanced
         // epoch: one epoch.
-        assert_eq!(spec("unbalanced-sampled", Preset::Full, 42).unwrap().training.epochs, 1);
-        assert!(spec("dense", Preset::Quick, 42).is_err());
+        assert_eq!(spec("unbalanced-sampled", Preset::Full, DataChoice::Synthetic, 42).unwrap().training.epochs, 1);
+        assert!(spec("dense", Preset::Quick, DataChoice::Synthetic, 42).is_err());
+        assert_eq!(domain_names(DataChoice::Synthetic)[HEAVY], "story");
+        assert_eq!(domain_names(DataChoice::Real)[HEAVY], "politics");
     }
 }
