@@ -139,11 +139,32 @@ pub fn export_safetensors<M: Tensors<f32> + ?Sized>(
 ) -> Result<()> {
     let map = mapping(model);
     let tensors = model.tensors();
+    let entries: Vec<(String, String, Vec<usize>, ArrayViewD<f32>)> = map
+        .iter()
+        .zip(&tensors)
+        .map(|(m, (_, t))| (m.pytorch.clone(), m.ours.clone(), m.shape.clone(), file_layout(t, m.transposed)))
+        .collect();
+    write_f32(path, &entries, metadata)
+}
+
+/// Writes named f32 tensors as they are (no renaming, no transpose) to `path`, atomically:
+/// the PyTorch twin's reference batch ([`crate::twin`]).
+pub fn export_named(path: &Path, tensors: &[(String, ArrayD<f32>)], metadata: &BTreeMap<String, String>) -> Result<()> {
+    let entries: Vec<(String, String, Vec<usize>, ArrayViewD<f32>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), n.clone(), t.shape().to_vec(), t.view())).collect();
+    write_f32(path, &entries, metadata)
+}
+
+/// (file name, our name for errors, shape in the file, the values in the file's order).
+fn write_f32(
+    path: &Path,
+    entries: &[(String, String, Vec<usize>, ArrayViewD<f32>)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     // Bytes first: a TensorView borrows them.
-    let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
-    for (m, (_, t)) in map.iter().zip(&tensors) {
+    let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
+    for (_, _, _, view) in entries {
         // `iter()` walks the (possibly transposed) view in row-major order: the file's order.
-        let view = file_layout(t, m.transposed);
         let mut b = Vec::with_capacity(view.len() * 4);
         for x in view.iter() {
             b.extend_from_slice(&x.to_le_bytes());
@@ -151,13 +172,13 @@ pub fn export_safetensors<M: Tensors<f32> + ?Sized>(
         bytes.push(b);
     }
     let mut seen = HashMap::new();
-    let mut views = Vec::with_capacity(map.len());
-    for (m, b) in map.iter().zip(&bytes) {
-        if let Some(other) = seen.insert(m.pytorch.clone(), m.ours.clone()) {
-            return Err(bad(path, format!("tensors {other} and {} would both be named {}", m.ours, m.pytorch)));
+    let mut views = Vec::with_capacity(entries.len());
+    for ((name, ours, shape, _), b) in entries.iter().zip(&bytes) {
+        if let Some(other) = seen.insert(name.clone(), ours.clone()) {
+            return Err(bad(path, format!("tensors {other} and {ours} would both be named {name}")));
         }
-        let view = TensorView::new(Dtype::F32, m.shape.clone(), b).expect("4 bytes per element of the shape");
-        views.push((m.pytorch.clone(), view));
+        let view = TensorView::new(Dtype::F32, shape.clone(), b).expect("4 bytes per element of the shape");
+        views.push((name.clone(), view));
     }
     let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let file = safetensors::serialize(views, Some(metadata))

@@ -42,5 +42,6 @@ pub mod plot;
 pub mod run;
 pub mod train;
 pub mod transplant;
+pub mod twin;
 
 pub use error::{Error, Result};

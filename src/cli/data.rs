@@ -8,6 +8,7 @@ use crate::data::corpora::{self, stats, Domain};
 use crate::data::tokenizer;
 use crate::error::Error;
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct DataArgs {
@@ -23,6 +24,20 @@ pub enum DataCommand {
     /// Print each domain's diversity: mean length, share of duplicate samples, share of
     /// 8-grams in a fresh seed's samples never seen under the first seed, vocabulary.
     Stats(StatsArgs),
+    /// Write the data a checkpoint's run trained and validated on as .npy (an MoE LM's token
+    /// sequences and domain labels, a classifier's features and labels), for
+    /// scripts/train_torch.py.
+    Export(DataExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataExportArgs {
+    /// A checkpoint of `tinymoe train moe` (or the demo, or E5) or `tinymoe train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The folder to write (tokens.npy, labels.npy, val_*.npy, meta.json; or x.npy, y.npy, …).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +70,11 @@ pub fn data(a: DataArgs) -> anyhow::Result<()> {
     match a.command {
         DataCommand::Show(a) => show(a),
         DataCommand::Stats(a) => print_stats(a),
+        DataCommand::Export(a) => {
+            let wrote = crate::twin::export_data(&a.model, &a.out)?;
+            println!("wrote {}/{{{}}}", a.out.display(), wrote.join(", "));
+            Ok(())
+        }
     }
 }
 

@@ -12,12 +12,18 @@
 //! layout rule. `--manifest FILE.json` also writes every tensor's names, shapes and values in
 //! *our* layout ([d_in, d_out]), so another reader can check the file independently
 //! (`scripts/check_safetensors.py`, run by CI).
+//!
+//! `--out DIR` (a name that does not end in `.safetensors`) writes a folder for the PyTorch
+//! twin (`python/tinymoe_torch`): `model.safetensors`, `config.json` (kind, model config, the
+//! run's settings, domains, tokeniser) and `reference.safetensors`, one batch and what tinymoe
+//! computes on it ([`crate::twin`]), which `python/check_equal.py DIR` compares against PyTorch.
 
 use crate::checkpoint::{self, NamedTensors};
 use crate::cli::import::Typed;
 use crate::engine::params::Tensors;
 use crate::interchange::{export_safetensors, mapping};
 use crate::io::{refuse_overwrite, write_atomic};
+use crate::twin;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +34,9 @@ pub struct ExportArgs {
     /// train` or the demo.
     #[arg(long, default_value = "results/lm/model.ckpt")]
     pub model: PathBuf,
-    /// Where to write the safetensors file.
+    /// Where to write: FILE.safetensors (the weights alone), or a folder DIR for PyTorch
+    /// (`DIR/model.safetensors`, `DIR/config.json`, `DIR/reference.safetensors`: see
+    /// python/README.md).
     #[arg(long)]
     pub out: PathBuf,
     /// Also write a JSON manifest (names, shapes, values in tinymoe's layout) for checking the
@@ -56,6 +64,16 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
     if let Some(manifest) = &a.manifest {
         refuse_overwrite(&[&a.model, &a.out], manifest)?;
     }
+    let folder = a.out.extension().is_none_or(|e| e != "safetensors");
+    let weights = if folder { a.out.join("model.safetensors") } else { a.out.clone() };
+    if folder {
+        crate::io::create_dir(&a.out)?;
+        crate::io::refuse_overwrite_in(
+            &[&a.model],
+            &a.out,
+            &["model.safetensors", "config.json", "reference.safetensors"],
+        )?;
+    }
     let (header, model) = read_model(&a.model)?;
     let metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
@@ -64,10 +82,10 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
         ("tinymoe.meta".to_string(), header.meta.to_string()),
         ("tinymoe.layout".to_string(), "PyTorch state_dict: Linear weights [out, in]".to_string()),
     ]);
-    export_safetensors(&a.out, &model, &metadata)?;
+    export_safetensors(&weights, &model, &metadata)?;
     let map = mapping(&model);
     let total: usize = model.tensors().iter().map(|(_, t)| t.len()).sum();
-    println!("wrote {} ({}: {} tensors, {total} parameters)", a.out.display(), header.kind, map.len());
+    println!("wrote {} ({}: {} tensors, {total} parameters)", weights.display(), header.kind, map.len());
     let width = map.iter().map(|m| m.pytorch.len()).max().unwrap_or(0).max(32);
     for m in &map {
         let note = if m.transposed { "  (transposed from ours)" } else { "" };
@@ -89,9 +107,28 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let doc = serde_json::json!({ "file": a.out, "kind": header.kind, "tensors": tensors });
+        let doc = serde_json::json!({ "file": weights, "kind": header.kind, "tensors": tensors });
         write_atomic(path, serde_json::to_string(&doc)?.as_bytes())?;
         println!("wrote {}", path.display());
+    }
+    if folder {
+        let (_, typed) = Typed::load(&a.model)?;
+        let config = a.out.join("config.json");
+        write_atomic(&config, serde_json::to_string_pretty(&twin::config_json(&header))?.as_bytes())?;
+        let kind = twin::optimizer_of(&header);
+        let reference = match &typed {
+            Typed::Lm(t) => twin::lm(&t.model, kind, twin::SEED),
+            Typed::MoeLm(t) => twin::moe_lm(&t.model, kind, twin::SEED),
+            Typed::Classifier(t) => twin::classifier(&t.model, kind, twin::SEED),
+        };
+        let path = a.out.join("reference.safetensors");
+        reference.save(&path)?;
+        println!(
+            "wrote {} and {} (check in PyTorch: python python/check_equal.py {})",
+            config.display(),
+            path.display(),
+            a.out.display()
+        );
     }
     Ok(())
 }

@@ -123,6 +123,10 @@ impl<F: Float> Cache<F> {
     pub fn moe(&self) -> &layer::Cache<F> {
         &self.moe
     }
+    /// The head's logits [batch·seq, vocab] (recomputed from the head's cached input).
+    pub fn logits(&self, p: &Params<F>) -> Array2<F> {
+        linear::forward(&p.head, self.head.input()).0
+    }
     /// Each target position's probability distribution [batch·seq, vocab].
     pub fn probs(&self) -> &Array2<F> {
         self.ce.probs()

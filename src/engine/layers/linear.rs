@@ -55,6 +55,13 @@ pub struct Cache<F> {
     x: Array2<F>,
 }
 
+impl<F: Float> Cache<F> {
+    /// The input x the layer saw.
+    pub fn input(&self) -> ArrayView2<'_, F> {
+        self.x.view()
+    }
+}
+
 /// He-normal W (for a layer followed by ReLU), zero b.
 pub fn init_he<F: Float>(d_in: usize, d_out: usize, rng: &mut Rng) -> Params<F> {
     Params { w: init::he_normal(d_in, d_out, rng), b: Array1::zeros(d_out) }
