@@ -159,3 +159,36 @@ fn bad_settings_are_one_line_errors_naming_the_key() {
         &["model.ckpt"],
     );
 }
+
+#[test]
+fn analyse_routes_the_runs_own_held_out_data_and_agrees_with_its_last_epoch() {
+    let dir = tmp_dir("analyse");
+    let run = dir.join("run");
+    let o = tinymoe(&["train", "moe", "--quick", "--threads", "1", "--out", run.to_str().unwrap()]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let ckpt = run.join("model.ckpt");
+    let out = dir.join("analysis");
+    let o = tinymoe(&["analyse", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    // The per-domain loss of the analysis is the last epoch's validation loss: the same
+    // held-out sequences, the same evaluation.
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    let routing = std::fs::read_to_string(out.join("routing.csv")).unwrap();
+    let mut rows = 0;
+    for line in routing.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let col = header.iter().position(|h| *h == format!("val_loss_{}", f[0])).unwrap();
+        let (a, b): (f64, f64) = (f[1].parse().unwrap(), last[col].parse().unwrap());
+        assert!((a - b).abs() < 1e-9, "{}: analyse {a} vs the run's {b}", f[0]);
+        rows += 1;
+    }
+    assert_eq!(rows, 4, "{routing}");
+    assert!(out.join("routing_top_expert.png").is_file() && out.join("report.md").is_file());
+    // A classifier still needs its held-out set named.
+    let cls = dir.join("cls");
+    let o = tinymoe(&["train", "--preset", "spirals-moe", "--epochs", "1", "--out", cls.to_str().unwrap()]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert_clean_error(&tinymoe(&["analyse", cls.join("model.ckpt").to_str().unwrap()]), &["--data", "classifier"]);
+}

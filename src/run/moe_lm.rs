@@ -29,7 +29,7 @@ use crate::run::settings::{
     self as checks, DataChoice, ExpertChoice, GatingChoice, Optimizer, RoutingChoice, ScheduleKind, TrainingSpec,
 };
 use crate::run::{interrupt, Observer};
-use crate::train::{self, MoeHistory, MoeState, MoeTraining, Standing};
+use crate::train::{self, MoeEval, MoeHistory, MoeState, MoeTraining, Standing};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -669,16 +669,82 @@ fn draw_loss(out: &mut Results, history: &MoeHistory, steps_per_epoch: usize) ->
 /// routing_mean_gate.png and routing_top_expert.png: the last epoch's domain × expert tables.
 fn draw_routing(out: &mut Results, history: &MoeHistory, domains: &[String], n_experts: usize) -> Result<()> {
     let last = history.epochs.last().ok_or_else(|| Error::bad_value("epochs", 0, "no epoch ran"))?;
+    draw_routing_of(out, &last.val, domains, n_experts)
+}
+
+/// routing_mean_gate.png and routing_top_expert.png: the domain × expert tables of `val`.
+fn draw_routing_of(out: &mut Results, val: &MoeEval, domains: &[String], n_experts: usize) -> Result<()> {
     let cols: Vec<String> = (0..n_experts).map(|e| format!("expert {e}")).collect();
     let table = |t: &[Vec<f64>]| Array2::from_shape_fn((t.len(), n_experts), |(d, e)| t[d][e]);
     for (name, t, title) in [
-        ("routing_mean_gate.png", &last.val.mean_gate, "mean gate per domain (validation tokens)"),
-        ("routing_top_expert.png", &last.val.top_share, "share of tokens whose top expert is e"),
+        ("routing_mean_gate.png", &val.mean_gate, "mean gate per domain (validation tokens)"),
+        ("routing_top_expert.png", &val.top_share, "share of tokens whose top expert is e"),
     ] {
         routing_heatmap(&out.path(name), table(t).view(), domains, &cols, title, "domain")?;
         out.record(name);
     }
     Ok(())
+}
+
+/// What `tinymoe analyse` found in an MoE LM checkpoint.
+pub struct Analysed {
+    pub domains: Vec<String>,
+    pub val: MoeEval,
+    /// Every file written, as "wrote DIR/{…}".
+    pub wrote: String,
+}
+
+/// `tinymoe analyse CKPT` of an MoE LM — also one whose weights came back from PyTorch
+/// (`tinymoe import`): routes the held-out sequences of the run's own settings (the same
+/// domains, samples and split as training's validation) and writes routing.csv (per domain: loss,
+/// perplexity, each expert's mean gate and top-expert share), the two routing heatmaps and
+/// report.md into `out_dir`.
+pub fn analyse(path: &Path, out_dir: &Path) -> Result<Analysed> {
+    let (header, _) = checkpoint::read(path)?;
+    let bad = |problem: String| Error::Checkpoint { path: path.to_path_buf(), problem };
+    let spec: MoeLmSpec = header
+        .meta
+        .get("spec")
+        .cloned()
+        .ok_or_else(|| bad("it records no settings, so its held-out data is unknown".into()))
+        .and_then(|v| serde_json::from_value(v).map_err(|e| bad(format!("its saved settings do not parse: {e}"))))?;
+    spec.validate()?;
+    let (model, _) = load_model(path)?;
+    let (seqs, labels) = spec.val_samples(spec.val_per_domain)?;
+    let pad = model.config.pad_id.unwrap_or(256);
+    let batch = spec.training.batch_size;
+    let data = Batches::new(&seqs, &labels, spec.max_len, pad, batch)?;
+    let val = train::evaluate_moe_lm(&model, &data, spec.domains.len(), batch, None);
+    let n_experts = model.config.n_experts;
+    let mut out = Results::create(out_dir)?;
+    let mut columns = vec!["domain".to_string(), "val_loss".into(), "perplexity".into()];
+    columns.extend((0..n_experts).map(|e| format!("mean_gate_{e}")));
+    columns.extend((0..n_experts).map(|e| format!("top_share_{e}")));
+    let mut t = Table::new(&columns);
+    for (d, name) in spec.domains.iter().enumerate() {
+        let mut row: Vec<Value> =
+            vec![name.as_str().into(), val.domain_loss[d].into(), val.domain_loss[d].exp().into()];
+        row.extend(val.mean_gate[d].iter().map(|&g| Value::Num(g)));
+        row.extend(val.top_share[d].iter().map(|&g| Value::Num(g)));
+        t.push(row);
+    }
+    out.table("routing.csv", &t)?;
+    draw_routing_of(&mut out, &val, &spec.domains, n_experts)?;
+    let mut report = crate::run::results::Report::new(&format!("Routing of {}", path.display()));
+    report.text(&format!(
+        "`tinymoe analyse {}`: {} held-out sequences of {} ({} domains), {}. Validation loss {:.4} nats/byte{}.",
+        path.display(),
+        seqs.len(),
+        spec.preset,
+        spec.domains.len(),
+        spec.describe(),
+        val.loss,
+        val.domain_accuracy.map_or(String::new(), |a| format!(", routing accuracy {:.1} %", 100.0 * a)),
+    ));
+    report.table(&t);
+    report.text("![mean gate](routing_mean_gate.png)\n\n![top expert](routing_top_expert.png)");
+    out.report(&report)?;
+    Ok(Analysed { domains: spec.domains.clone(), val, wrote: out.summary() })
 }
 
 /// report.html: the loss curve, the routing heatmaps and the token explorer over the first two
