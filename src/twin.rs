@@ -20,6 +20,7 @@
 //!   routing.kept       [units, k]: 1 where that assignment ran, 0 where capacity dropped it
 //!   routing.gates      [units, E]: the gate matrix
 //!   gates              dense MoE classifier: the gate's softmax [B, E]
+//!   grad.NAME          ∂ loss.total / ∂ every parameter (PyTorch name and layout)
 //!   after_step.NAME    every parameter (PyTorch name and layout) after one Adam step on
 //!                      loss.total from the exported weights: constant lr, no clipping
 //! ```
@@ -90,13 +91,24 @@ impl Reference {
         self.put(name, ArrayD::from_shape_vec(IxDyn(shape), data).expect("shape matches"));
     }
 
-    /// One Adam step of `model` with `grads`, recorded under `after_step.` + PyTorch names.
+    /// The gradients (`grad.` + PyTorch names, in PyTorch's layout) and one Adam step of
+    /// `model` with them (`after_step.` + PyTorch names).
     fn step<M: Tensors<f32> + Clone>(&mut self, model: &M, grads: &dyn Tensors<f32>, kind: Kind) {
+        let layout = |m: &crate::interchange::Mapped, t: ndarray::ArrayViewD<f32>| {
+            if m.transposed {
+                t.reversed_axes().as_standard_layout().to_owned()
+            } else {
+                t.to_owned()
+            }
+        };
+        let map = mapping(model);
+        for (m, (_, g)) in map.iter().zip(grads.tensors()) {
+            self.tensors.push((format!("grad.{}", m.pytorch), layout(m, g)));
+        }
         let mut after = model.clone();
         Optimizer::new(kind, &[], &after).step(&mut after, grads, LR);
-        for (m, (_, t)) in mapping(&after).into_iter().zip(after.tensors()) {
-            let t = if m.transposed { t.reversed_axes().as_standard_layout().to_owned() } else { t.to_owned() };
-            self.tensors.push((format!("after_step.{}", m.pytorch), t));
+        for (m, (_, t)) in map.iter().zip(after.tensors()) {
+            self.tensors.push((format!("after_step.{}", m.pytorch), layout(m, t)));
         }
     }
 

@@ -5,6 +5,7 @@
 use ndarray::{s, Array2};
 use tinymoe::data::batch::Batches;
 use tinymoe::data::corpora::Domain;
+use tinymoe::data::tokenizer::Bytes;
 use tinymoe::engine::init::{self, streams};
 use tinymoe::models::moe_lm::{self, ExpertKind};
 use tinymoe::moe::layer::{Level, Route};
@@ -41,7 +42,7 @@ fn model(expert: ExpertKind) -> moe_lm::Params<f32> {
 }
 
 fn data() -> (Vec<Vec<usize>>, Vec<usize>) {
-    let (mut seqs, labels) = encode(&Domain::E2, 3, 5);
+    let (mut seqs, labels) = encode(&Bytes, &Domain::E2, 3, 5);
     // One short sequence: 6 real tokens, the rest padding.
     seqs[1].truncate(7);
     (seqs, labels)

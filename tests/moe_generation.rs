@@ -7,6 +7,7 @@ mod common;
 
 use common::rng;
 use ndarray::Array2;
+use tinymoe::data::tokenizer::Bytes;
 use tinymoe::engine::layers::Mode;
 use tinymoe::engine::ops::softmax::softmax;
 use tinymoe::engine::params::Tensors;
@@ -181,7 +182,7 @@ fn an_explorer_sample_carries_each_tokens_expert_and_the_classifiers_belief() {
     use tinymoe::run::moe_explorer::explorer_sample;
     let p = domain_model();
     let g = generate_moe(&p, &[1, 2, 3], 5, WARM, Some(2), &mut rng(6));
-    let s = explorer_sample(&g, 1, 4);
+    let s = explorer_sample(&g, &Bytes, 1, 4);
     assert_eq!(s.tokens.len(), 8);
     assert_eq!(s.domain, 1);
     assert!(s.tokens.iter().all(|t| t.expert == 2), "the forced expert");
@@ -189,10 +190,10 @@ fn an_explorer_sample_carries_each_tokens_expert_and_the_classifiers_belief() {
     assert_eq!(s.tokens[4].weights, probs.row(4).to_vec(), "hover shows the prefix probabilities");
     let last = g.prediction_after(8).unwrap();
     assert_eq!(s.predicted, Some((last.domain, last.confidence)));
-    assert_eq!(explorer_sample(&g, 1, 0).predicted, None, "a prediction outside the domains is left out");
+    assert_eq!(explorer_sample(&g, &Bytes, 1, 0).predicted, None, "a prediction outside the domains is left out");
     // Token routing: the gates are the hover weights, no prediction.
     let g = generate_moe(&token_model(), &[1, 2, 3], 2, WARM, None, &mut rng(6));
-    let s = explorer_sample(&g, 0, 4);
+    let s = explorer_sample(&g, &Bytes, 0, 4);
     assert_eq!(s.tokens[3].weights, g.gates.row(3).to_vec());
     assert_eq!(s.predicted, None);
 }

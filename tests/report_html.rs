@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tinymoe::data::tokenizer::Bytes;
 use tinymoe::run::html::{write_report_html, ExplorerSample, ExplorerToken, TokenExplorer};
 use tinymoe::run::moe_explorer::moe_lm_explorer;
 use tinymoe::run::moe_lm;
@@ -119,9 +120,9 @@ fn an_moe_lm_runs_report_renders_in_chromium_with_one_element_per_token() {
     assert!(page.is_file());
     // The tokens of the samples, recomputed from the checkpoint and the run's own settings.
     let spec = moe_lm::preset_moe_lm_quick();
-    let (model, domains) = moe_lm::load_model(&out.join("model.ckpt")).unwrap();
-    let (seqs, labels) = moe_lm::encode(&spec.domain_list().unwrap(), spec.val_per_domain, moe_lm::val_seed(42));
-    let explorer = moe_lm_explorer(&model, &seqs, &labels, &domains, spec.max_len, 2).unwrap();
+    let moe_lm::Loaded { model, domains, .. } = moe_lm::load_model(&out.join("model.ckpt")).unwrap();
+    let (seqs, labels) = spec.val_samples(spec.val_per_domain).unwrap();
+    let explorer = moe_lm_explorer(&model, &seqs, &labels, &domains, &Bytes, spec.max_len, 2).unwrap();
     assert_eq!(explorer.samples.len(), 8, "two samples per domain");
     check_in_browser(browser, &page, &dir, explorer.n_tokens());
 }

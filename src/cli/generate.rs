@@ -8,7 +8,7 @@
 //! end of the prompt and at the end. The library computes all of it; this file only prints.
 
 use crate::checkpoint;
-use crate::data::tokenizer::{Bytes, Tokenizer};
+use crate::data::tokenizer::Tokenizer;
 use crate::engine::init;
 use crate::error::Error;
 use crate::models::generate::{self, generate_moe, Decode, MoeGenerated, Sampling};
@@ -138,7 +138,7 @@ fn generate_dense(a: &GenerateArgs) -> anyhow::Result<()> {
 /// An MoE language model: the legend, the text with each token's expert, the classifier's
 /// belief as the text grows (domain routing), then the speed on stderr.
 fn generate_with_experts(a: &GenerateArgs) -> anyhow::Result<()> {
-    let (model, domains) = moe_lm::load_model(&a.model)?;
+    let moe_lm::Loaded { model, domains, tokenizer: tok } = moe_lm::load_model(&a.model)?;
     let n_experts = model.config.n_experts;
     if let Some(e) = a.expert {
         if e >= n_experts {
@@ -150,7 +150,7 @@ fn generate_with_experts(a: &GenerateArgs) -> anyhow::Result<()> {
             .into());
         }
     }
-    let prompt = Bytes.encode(&a.prompt);
+    let prompt = tok.encode(&a.prompt);
     let cfg = model.config;
     if let Some(&id) = prompt.iter().find(|&&id| id >= cfg.vocab || Some(id) == cfg.pad_id) {
         return Err(Error::Checkpoint {
@@ -171,7 +171,7 @@ fn generate_with_experts(a: &GenerateArgs) -> anyhow::Result<()> {
         Color::Never => false,
     };
     println!("{}", legend(n_experts, colour, a.expert));
-    println!("{}", attributed_text(&g, colour));
+    println!("{}", attributed_text(&g, &*tok, colour));
     let milestones = g.prediction_milestones();
     if !milestones.is_empty() {
         println!("\ndomain classifier as the text grows (predicted domain, its probability):");
@@ -220,7 +220,7 @@ fn legend(n_experts: usize, colour: bool, forced: Option<usize>) -> String {
 }
 
 /// The text, one colour (or one `[eN]` tag) per run of tokens with the same expert.
-fn attributed_text(g: &MoeGenerated, colour: bool) -> String {
+fn attributed_text(g: &MoeGenerated, tok: &dyn Tokenizer, colour: bool) -> String {
     let mut out = String::new();
     for (e, range) in g.runs() {
         if colour {
@@ -228,12 +228,12 @@ fn attributed_text(g: &MoeGenerated, colour: bool) -> String {
             let split = range.end.min(g.prompt_len).max(range.start);
             out += &paint(e);
             if split > range.start {
-                out += &format!("\x1b[4m{}\x1b[24m", Bytes.decode(&g.tokens[range.start..split]));
+                out += &format!("\x1b[4m{}\x1b[24m", tok.decode(&g.tokens[range.start..split]));
             }
-            out += &Bytes.decode(&g.tokens[split..range.end]);
+            out += &tok.decode(&g.tokens[split..range.end]);
             out += RESET;
         } else {
-            out += &format!("[e{e}]{}", Bytes.decode(&g.tokens[range]));
+            out += &format!("[e{e}]{}", tok.decode(&g.tokens[range]));
         }
     }
     out

@@ -23,6 +23,9 @@ pub struct MoeArgs {
     /// `bash scripts/fetch-data.sh`; without --domains: business, sports, rust-code, python-docs).
     #[arg(long, value_enum, conflicts_with = "resume")]
     pub corpus: Option<DataChoice>,
+    /// bytes, gpt2 (GPT-2's 50,257 ids), bpe:FILE or compact:FILE.
+    #[arg(long, conflicts_with = "resume")]
+    pub tokenizer: Option<String>,
     /// Domains to learn, e.g. `code,math,story,science` (see `tinymoe data stats`); real ones:
     /// business, entertainment, politics, sports, tech, tweets, rust-code, rust-book,
     /// rust-errors, python-docs.
@@ -101,7 +104,7 @@ fn resolve(a: &MoeArgs) -> anyhow::Result<MoeLmSpec> {
         }
         s.corpus = c;
     }
-    set!(domains, experts, expert, routing, gating, top_k, balance_loss);
+    set!(tokenizer, domains, experts, expert, routing, gating, top_k, balance_loss);
     if a.capacity_factor.is_some() {
         s.capacity_factor = a.capacity_factor;
     }
@@ -163,8 +166,9 @@ pub fn print_outcome(spec: &MoeLmSpec, o: &Outcome) -> bool {
         println!("     {d:<10} {}", cells.join(" "));
     }
     println!("   the top expert of every byte of one validation sample per domain (tokens.txt lists every gate):");
-    for line in o.listing.lines().filter(|l| l.starts_with("  bytes") || l.starts_with("  expert") || l.ends_with(':'))
-    {
+    for line in o.listing.lines().filter(|l| {
+        l.starts_with("  bytes") || l.starts_with("  expert") || l.starts_with("  tokens") || l.ends_with(':')
+    }) {
         println!("   {}", line.chars().take(100).collect::<String>());
     }
     println!("   {}", o.wrote);

@@ -11,6 +11,7 @@
 //!   classifier's after the whole sample.
 
 use crate::data::batch::Batches;
+use crate::data::tokenizer::Tokenizer;
 use crate::engine::init;
 use crate::error::Result;
 use crate::models::generate::{generate_moe, MoeGenerated, Sampling};
@@ -18,12 +19,23 @@ use crate::models::moe_lm;
 use crate::moe::layer::Route;
 use crate::run::html::{byte_token_texts, ExplorerSample, ExplorerToken, TokenExplorer};
 
+/// Each token's text for display: bytes as UTF-8 characters (a character's text on its first
+/// byte, "" on the rest), any other tokeniser's ids decoded one by one.
+fn token_texts(tok: &dyn Tokenizer, ids: &[usize]) -> Vec<String> {
+    if tok.vocab_size() == 256 {
+        byte_token_texts(ids)
+    } else {
+        ids.iter().map(|&id| tok.decode(&[id])).collect()
+    }
+}
+
 /// The explorer over the first `per_domain` samples of each of `domains` (labels index them).
 pub fn moe_lm_explorer(
     model: &moe_lm::Params<f32>,
     seqs: &[Vec<usize>],
     labels: &[usize],
     domains: &[String],
+    tok: &dyn Tokenizer,
     max_len: usize,
     per_domain: usize,
 ) -> Result<TokenExplorer> {
@@ -51,10 +63,10 @@ pub fn moe_lm_explorer(
             let sample = if domain_routed {
                 // Greedy with no new tokens: the generator is never drawn from.
                 let g = generate_moe(model, &ids, 0, Sampling::GREEDY, None, &mut init::rng(0));
-                explorer_sample(&g, d, domains.len())
+                explorer_sample(&g, tok, d, domains.len())
             } else {
                 let r = moe_lm::routed(model, batch.ids.view(), batch.targets.view(), None, Route::default());
-                let tokens = byte_token_texts(&ids)
+                let tokens = token_texts(tok, &ids)
                     .into_iter()
                     .enumerate()
                     .map(|(t, text)| ExplorerToken {
@@ -72,13 +84,13 @@ pub fn moe_lm_explorer(
 }
 
 /// One explorer sample from an attributed generation (or a sample read with `n = 0`) of a
-/// byte-level MoE LM whose true domain is `domain`: each byte's expert, its domain
+/// MoE LM whose true domain is `domain`: each byte's expert, its domain
 /// probabilities (domain routing) or gates as the hover weights, and — domain routing — the
 /// classifier's prediction after the whole text when it names one of the `n_domains` domains.
 /// E5 uses it to show text generated under the true, the predicted and a wrong expert.
-pub fn explorer_sample(g: &MoeGenerated, domain: usize, n_domains: usize) -> ExplorerSample {
+pub fn explorer_sample(g: &MoeGenerated, tok: &dyn Tokenizer, domain: usize, n_domains: usize) -> ExplorerSample {
     let weights = g.domain_probs.as_ref().unwrap_or(&g.gates);
-    let tokens = byte_token_texts(&g.tokens)
+    let tokens = token_texts(tok, &g.tokens)
         .into_iter()
         .enumerate()
         .map(|(t, text)| ExplorerToken { text, expert: g.experts[t], weights: weights.row(t).to_vec() })

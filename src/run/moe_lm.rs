@@ -10,7 +10,7 @@ use crate::checkpoint;
 use crate::data::batch::Batches;
 use crate::data::corpora::{self, Domain};
 use crate::data::real_corpus::{self, RealDomain};
-use crate::data::tokenizer::{Bytes, Tokenizer};
+use crate::data::tokenizer::{self, Tokenizer};
 use crate::engine::init::{self, streams};
 use crate::error::{Error, Result};
 use crate::models::moe_lm::{self, ExpertKind};
@@ -36,6 +36,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+fn bytes_spec() -> String {
+    "bytes".into()
+}
+
 /// The checkpoint kind of an MoE language model.
 pub const KIND: &str = "moe-lm";
 
@@ -48,6 +52,10 @@ pub struct MoeLmSpec {
     /// `data/` ([`real_corpus`]). Older settings without it are synthetic.
     #[serde(default)]
     pub corpus: DataChoice,
+    /// The tokeniser ([`tokenizer::from_spec`]): "bytes" (older settings without it), "gpt2",
+    /// "bpe:FILE" or "compact:FILE". The model's vocabulary is its ids plus one padding id.
+    #[serde(default = "bytes_spec")]
+    pub tokenizer: String,
     pub domains: Vec<String>,
     pub train_per_domain: usize,
     /// Training samples of each domain, in the order of `domains`, instead of
@@ -91,6 +99,11 @@ pub const FIELDS: &[Field] = &[
         "corpus",
         "\"synthetic\": the built-in domain generators; \"real\": real text from data/ (BBC News topics,\n\
          tweets, Rust and Python sources and docs; `bash scripts/fetch-data.sh` fetches them).",
+    ),
+    Field::new(
+        "tokenizer",
+        "\"bytes\", \"gpt2\" (GPT-2's 50,257 ids), \"bpe:FILE\" (`tinymoe tokenizer train`) or\n\
+         \"compact:FILE\" (`tinymoe tokenizer compact`); the padding id is one past its ids.",
     ),
     Field::new(
         "domains",
@@ -289,7 +302,9 @@ impl MoeLmSpec {
     /// from the training documents of the fixed split ([`real_corpus::split`]).
     pub fn train_samples(&self) -> Result<Labelled> {
         match self.corpus {
-            DataChoice::Synthetic => Ok(encode_sizes(&self.domain_list()?, &self.train_sizes(), self.training.seed)),
+            DataChoice::Synthetic => {
+                Ok(encode_sizes(&*self.tokenizer()?, &self.domain_list()?, &self.train_sizes(), self.training.seed))
+            }
             DataChoice::Real => Ok(self.real_samples(&self.train_sizes(), 1)?.0),
         }
     }
@@ -298,22 +313,43 @@ impl MoeLmSpec {
     /// training sample), real ones from the held-out documents (never a training document).
     pub fn val_samples(&self, per: usize) -> Result<Labelled> {
         match self.corpus {
-            DataChoice::Synthetic => Ok(encode(&self.domain_list()?, per, val_seed(self.training.seed))),
+            DataChoice::Synthetic => {
+                Ok(encode(&*self.tokenizer()?, &self.domain_list()?, per, val_seed(self.training.seed)))
+            }
             DataChoice::Real => Ok(self.real_samples(&vec![0; self.domains.len()], per)?.1),
         }
     }
 
     fn real_samples(&self, train: &[usize], val: usize) -> Result<(Labelled, Labelled)> {
         let (tr, va) = real_corpus::samples(Path::new("."), &self.real_domain_list()?, train, val, self.max_len + 1)?;
+        let tok = self.tokenizer()?;
+        // Windows are cut in bytes; another tokeniser reads them as (lossy) text.
+        let bytes = self.tokenizer == "bytes";
         let ids = |v: Vec<(Vec<u8>, usize)>| -> Labelled {
-            v.into_iter().map(|(b, l)| (b.iter().map(|&x| usize::from(x)).collect(), l)).unzip()
+            v.into_iter()
+                .map(|(b, l)| {
+                    let ids = if bytes {
+                        b.iter().map(|&x| usize::from(x)).collect()
+                    } else {
+                        tok.encode(&String::from_utf8_lossy(&b))
+                    };
+                    (ids, l)
+                })
+                .unzip()
         };
         Ok((ids(tr), ids(va)))
     }
 
-    /// The model's shape and routing (byte vocabulary: 256 bytes + the padding id 256).
+    /// The tokeniser the settings name.
+    pub fn tokenizer(&self) -> Result<Box<dyn Tokenizer>> {
+        tokenizer::from_spec(&self.tokenizer)
+    }
+
+    /// The model's shape and routing: the tokeniser's ids plus a padding id one past them
+    /// (bytes: 256 + the padding id 256).
     pub fn model_config(&self) -> Result<moe_lm::Config> {
         self.validate()?;
+        let pad = self.tokenizer()?.vocab_size();
         let domain = self.routing == RoutingChoice::Domain;
         let strategy = match (domain, self.gating) {
             (true, _) => Strategy::TopK(1),
@@ -322,13 +358,13 @@ impl MoeLmSpec {
             (false, GatingChoice::TopK) => Strategy::TopK(self.top_k),
         };
         let cfg = moe_lm::Config {
-            vocab: 257,
+            vocab: pad + 1,
             max_seq: self.max_len,
             d_model: self.d_model,
             n_heads: self.n_heads,
             d_ff: self.d_ff,
             dropout: self.dropout,
-            pad_id: Some(256),
+            pad_id: Some(pad),
             shared_layers: self.shared_layers,
             n_experts: self.experts,
             expert: match self.expert {
@@ -385,6 +421,7 @@ pub fn preset_moe_lm() -> MoeLmSpec {
     MoeLmSpec {
         preset: "moe-lm".into(),
         corpus: DataChoice::Synthetic,
+        tokenizer: bytes_spec(),
         domains: Domain::E2.iter().map(|d| d.name().to_string()).collect(),
         train_per_domain: 500,
         domain_train: None,
@@ -472,8 +509,11 @@ impl session::Kind for MoeLmRun {
     fn standing(state: &MoeState) -> Standing {
         state.standing()
     }
-    fn meta(_: &MoeLmSpec, state: &MoeState) -> Vec<(&'static str, serde_json::Value)> {
-        vec![("tokenizer", "bytes".into()), ("val_loss", state.history.epochs.last().map(|e| e.val.loss).into())]
+    fn meta(spec: &MoeLmSpec, state: &MoeState) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("tokenizer", spec.tokenizer.clone().into()),
+            ("val_loss", state.history.epochs.last().map(|e| e.val.loss).into()),
+        ]
     }
 }
 
@@ -492,18 +532,37 @@ pub fn load_for_resume(path: &Path) -> Result<Resume> {
     Ok(r)
 }
 
-/// Loads an MoE LM checkpoint's model (validating all of it) for generation or analysis, with
-/// the domain names its run was trained on, in label order (empty when the file does not record
-/// its settings, e.g. weights only). Byte-level: the tokeniser is always [`Bytes`].
-pub fn load_model(path: &Path) -> Result<(moe_lm::Params<f32>, Vec<String>)> {
+/// A saved MoE LM for generation or analysis.
+pub struct Loaded {
+    pub model: moe_lm::Params<f32>,
+    /// The domain names its run was trained on, in label order (empty when the file does not
+    /// record its settings, e.g. weights only).
+    pub domains: Vec<String>,
+    /// Its tokeniser (bytes when the file does not say).
+    pub tokenizer: Box<dyn Tokenizer>,
+}
+
+/// Loads an MoE LM checkpoint's model (validating all of it) with its domains and tokeniser;
+/// a tokeniser whose ids do not fit the model's vocabulary is refused.
+pub fn load_model(path: &Path) -> Result<Loaded> {
     let (header, saved): (_, checkpoint::Trained<moe_lm::Params<f32>, MoeState>) = checkpoint::load(path, KIND)?;
-    let domains = header
-        .meta
-        .get("spec")
+    let spec = header.meta.get("spec");
+    let domains = spec
         .and_then(|s| s.get("domains"))
         .and_then(|d| serde_json::from_value::<Vec<String>>(d.clone()).ok())
         .unwrap_or_default();
-    Ok((saved.model, domains))
+    let name = spec.and_then(|s| s.get("tokenizer")).and_then(|t| t.as_str()).unwrap_or("bytes");
+    let bad = |problem: String| Error::Checkpoint { path: path.to_path_buf(), problem };
+    let tokenizer =
+        tokenizer::from_spec(name).map_err(|e| bad(format!("its tokeniser {name:?} cannot be loaded: {e}")))?;
+    if tokenizer.vocab_size() >= saved.model.config.vocab {
+        return Err(bad(format!(
+            "its tokeniser {name:?} has {} ids, more than its model's vocabulary of {} (with padding) reads",
+            tokenizer.vocab_size(),
+            saved.model.config.vocab
+        )));
+    }
+    Ok(Loaded { model: saved.model, domains, tokenizer })
 }
 
 /// What an MoE LM run produced, for the summary.
@@ -524,19 +583,19 @@ pub struct Outcome {
 /// Token sequences and, for each, its domain label.
 pub type Labelled = (Vec<Vec<usize>>, Vec<usize>);
 
-/// The labelled byte sequences of the spec's domains: `per` samples each, from `seed`.
-pub fn encode(domains: &[Domain], per: usize, seed: u64) -> Labelled {
-    encode_sizes(domains, &vec![per; domains.len()], seed)
+/// The labelled token sequences of the domains: `per` samples each, from `seed`.
+pub fn encode(tok: &dyn Tokenizer, domains: &[Domain], per: usize, seed: u64) -> Labelled {
+    encode_sizes(tok, domains, &vec![per; domains.len()], seed)
 }
 
 /// The same with `sizes[i]` samples of domain i (each domain's first samples of its stream,
 /// so a smaller domain's samples are a prefix of a larger one's).
-pub fn encode_sizes(domains: &[Domain], sizes: &[usize], seed: u64) -> Labelled {
+pub fn encode_sizes(tok: &dyn Tokenizer, domains: &[Domain], sizes: &[usize], seed: u64) -> Labelled {
     let mut seqs = Vec::new();
     let mut labels = Vec::new();
     for (label, (&d, &per)) in domains.iter().zip(sizes).enumerate() {
         for text in corpora::generate(d, per, seed) {
-            seqs.push(Bytes.encode(&text));
+            seqs.push(tok.encode(&text));
             labels.push(label);
         }
     }
@@ -709,7 +768,7 @@ pub fn analyse(path: &Path, out_dir: &Path) -> Result<Analysed> {
         .ok_or_else(|| bad("it records no settings, so its held-out data is unknown".into()))
         .and_then(|v| serde_json::from_value(v).map_err(|e| bad(format!("its saved settings do not parse: {e}"))))?;
     spec.validate()?;
-    let (model, _) = load_model(path)?;
+    let model = load_model(path)?.model;
     let (seqs, labels) = spec.val_samples(spec.val_per_domain)?;
     let pad = model.config.pad_id.unwrap_or(256);
     let batch = spec.training.batch_size;
@@ -756,7 +815,7 @@ fn write_report_html(
     labels: &[usize],
     spec: &MoeLmSpec,
 ) -> Result<()> {
-    let explorer = moe_lm_explorer(model, seqs, labels, &spec.domains, spec.max_len, 2)?;
+    let explorer = moe_lm_explorer(model, seqs, labels, &spec.domains, &*spec.tokenizer()?, spec.max_len, 2)?;
     let figures: Vec<(String, PathBuf)> = [
         ("loss_curve.png", "Next-byte loss: every training step, and validation after each epoch."),
         ("routing_mean_gate.png", "Mean gate per domain and expert (validation tokens, last epoch)."),
@@ -794,6 +853,7 @@ fn token_listing(
     spec: &MoeLmSpec,
 ) -> Result<String> {
     let pad = model.config.pad_id.unwrap_or(256);
+    let tok = spec.tokenizer()?;
     let mut out = String::new();
     for (d, name) in spec.domains.iter().enumerate() {
         let Some(i) = labels.iter().position(|&l| l == d) else { continue };
@@ -801,10 +861,16 @@ fn token_listing(
         let batch = data.batch(&[0]);
         let r = moe_lm::routed(model, batch.ids.view(), batch.targets.view(), None, Route::default());
         let n = batch.mask.iter().filter(|&&m| m == 1).count();
-        let tokens: Vec<String> = batch.ids.iter().take(n).map(|&id| Bytes.token_text(id)).collect();
-        let shown: String = tokens.iter().map(|t| visible(t)).collect();
+        let tokens: Vec<String> = batch.ids.iter().take(n).map(|&id| tok.token_text(id)).collect();
         let experts: String = (0..n).map(|row| r.chosen[row].first().map_or('·', |&e| digit(e))).collect();
-        let _ = writeln!(out, "{name}:\n  bytes   {shown}\n  expert  {experts}\n");
+        if tok.vocab_size() == 256 {
+            let shown: String = tokens.iter().map(|t| visible(t)).collect();
+            let _ = writeln!(out, "{name}:\n  bytes   {shown}\n  expert  {experts}\n");
+        } else {
+            // Tokens of many bytes: each followed by its expert in brackets.
+            let shown: Vec<String> = tokens.iter().zip(experts.chars()).map(|(t, e)| format!("{t}[{e}]")).collect();
+            let _ = writeln!(out, "{name}:\n  tokens  {}\n", shown.join(" ").replace('\n', "⏎"));
+        }
         let probs = r.gates.slice(ndarray::s![..n, ..]).to_owned();
         let _ = writeln!(out, "{}", metrics::token_listing(&tokens, probs.view(), None));
     }

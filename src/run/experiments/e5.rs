@@ -136,6 +136,7 @@ pub fn base(size: Size, data: DataChoice, seed: u64) -> MoeLmSpec {
     MoeLmSpec {
         preset: "e5".into(),
         corpus: data,
+        tokenizer: "bytes".into(),
         experts: domains.len(),
         domains,
         train_per_domain: size.train_per_domain,
@@ -291,6 +292,8 @@ impl Experiment for E5 {
 /// for tests).
 pub struct Demo {
     pub full: Size,
+    /// The domains: synthetic (the main job) or real (chapter 17's real-data figure).
+    pub data: DataChoice,
     /// How a user runs it (for the report), e.g. `tinymoe demo`.
     pub command: &'static str,
 }
@@ -298,7 +301,7 @@ pub struct Demo {
 impl Demo {
     pub const ARMS: [&'static str; 2] = ["schedule", "dense-active"];
     /// `tinymoe demo`.
-    pub const MAIN: Demo = Demo { full: Size::DEMO, command: "tinymoe demo" };
+    pub const MAIN: Demo = Demo { full: Size::DEMO, data: DataChoice::Synthetic, command: "tinymoe demo" };
 
     pub fn size(&self, preset: Preset) -> Size {
         match preset {
@@ -330,11 +333,17 @@ impl Experiment for Demo {
     fn seeds(&self, _: Preset) -> Vec<u64> {
         vec![42]
     }
+    fn data(&self) -> Vec<DataChoice> {
+        vec![self.data]
+    }
+    fn prepare(&self, preset: Preset, data: DataChoice) -> Result<()> {
+        E5.prepare(preset, data)
+    }
     fn headline(&self) -> &'static [&'static str] {
         E5.headline()
     }
     fn run_cell(&self, cell: &mut Cell) -> Result<Metrics> {
-        let spec = sized(cell.arm, self.size(cell.preset), DataChoice::Synthetic, cell.seed)?;
+        let spec = sized(cell.arm, self.size(cell.preset), cell.data, cell.seed)?;
         run_arm(cell, &spec)
     }
     fn report(&self, run: &Finished, out: &mut Results, report: &mut Report) -> Result<()> {
@@ -808,9 +817,9 @@ fn write_html(
     verdicts: &str,
     out: &mut Results,
 ) -> Result<()> {
-    let (model, names) = moe_lm::load_model(&out.path(&format!("{}/model.ckpt", c.dir)))?;
+    let moe_lm::Loaded { model, domains: names, .. } = moe_lm::load_model(&out.path(&format!("{}/model.ckpt", c.dir)))?;
     let (seqs, labels) = sized("schedule", size, run.data, c.seed)?.val_samples(2)?;
-    let explorer = crate::run::moe_explorer::moe_lm_explorer(&model, &seqs, &labels, &names, size.max_len, 2)?;
+    let explorer = crate::run::moe_explorer::moe_lm_explorer(&model, &seqs, &labels, &names, &Bytes, size.max_len, 2)?;
     let first = &names[0];
     let attention = (
         format!("attention_{first}.png"),
