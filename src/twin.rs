@@ -40,6 +40,7 @@ use crate::models::classifier::Classifier;
 use crate::models::{moe_lm, transformer_lm};
 use crate::moe::layer::{Level, Route};
 use crate::moe::mixture;
+use crate::run::saved::Saved;
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use rand::Rng as _;
 use std::collections::BTreeMap;
@@ -353,4 +354,93 @@ pub fn export_data(model: &Path, dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(wrote)
+}
+
+/// What [`export`] wrote.
+pub struct Exported {
+    pub kind: String,
+    /// Every tensor: our name, the file's name, layout and shape.
+    pub mapping: Vec<crate::interchange::Mapped>,
+    pub parameters: usize,
+    /// The files written, in order.
+    pub wrote: Vec<std::path::PathBuf>,
+}
+
+/// Every tensor of the checkpoint at `path`, by name, with its header.
+fn read_model(path: &Path) -> Result<(checkpoint::Header, checkpoint::NamedTensors)> {
+    let (header, _) = checkpoint::read(path)?;
+    if header.tensors.iter().all(|t| t.offset.is_some()) {
+        return checkpoint::read_tensors(path, |_| true);
+    }
+    // Saved before offsets were recorded: only the model's own type can decode it.
+    let (header, typed) = Saved::load(path)?;
+    let tensors = typed.tensors().tensors().into_iter().map(|(n, t)| (n, t.to_owned())).collect();
+    Ok((header, checkpoint::NamedTensors(tensors)))
+}
+
+/// `tinymoe export`: the checkpoint at `model` as safetensors under PyTorch names and layouts.
+/// `out` ending in `.safetensors` is that file alone; any other `out` is a folder for the
+/// PyTorch twin: `model.safetensors`, `config.json` ([`config_json`]) and
+/// `reference.safetensors` (the reference batch of this module). `manifest` also writes every
+/// tensor's names, shapes and values in our layout as JSON, for another reader to check.
+pub fn export(model: &Path, out: &Path, manifest: Option<&Path>) -> Result<Exported> {
+    use crate::io::{refuse_overwrite, refuse_overwrite_in, write_atomic};
+    // No output may land on the checkpoint being exported, nor on another output.
+    refuse_overwrite(&[model], out)?;
+    if let Some(m) = manifest {
+        refuse_overwrite(&[model, out], m)?;
+    }
+    let folder = out.extension().is_none_or(|e| e != "safetensors");
+    let weights = if folder { out.join("model.safetensors") } else { out.to_path_buf() };
+    if folder {
+        crate::io::create_dir(out)?;
+        refuse_overwrite_in(&[model], out, &["model.safetensors", "config.json", "reference.safetensors"])?;
+    }
+    let (header, tensors) = read_model(model)?;
+    let metadata = BTreeMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("tinymoe.kind".to_string(), header.kind.clone()),
+        ("tinymoe.config".to_string(), header.config.to_string()),
+        ("tinymoe.meta".to_string(), header.meta.to_string()),
+        ("tinymoe.layout".to_string(), "PyTorch state_dict: Linear weights [out, in]".to_string()),
+    ]);
+    crate::interchange::export_safetensors(&weights, &tensors, &metadata)?;
+    let map = mapping(&tensors);
+    let parameters = tensors.tensors().iter().map(|(_, t)| t.len()).sum();
+    let mut wrote = vec![weights.clone()];
+    if let Some(path) = manifest {
+        let list: Vec<serde_json::Value> = map
+            .iter()
+            .zip(tensors.tensors())
+            .map(|(m, (_, t))| {
+                serde_json::json!({
+                    "name": m.pytorch,
+                    "ours": m.ours,
+                    "shape": m.shape,
+                    "our_shape": t.shape(),
+                    "transposed": m.transposed,
+                    // Row-major in our layout; an f32 is exact as a JSON (f64) number.
+                    "values": t.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({ "file": weights, "kind": header.kind, "tensors": list });
+        write_atomic(path, serde_json::to_string(&doc).expect("JSON").as_bytes())?;
+        wrote.push(path.to_path_buf());
+    }
+    if folder {
+        let (_, typed) = Saved::load(model)?;
+        let config = out.join("config.json");
+        write_atomic(&config, serde_json::to_string_pretty(&config_json(&header)).expect("JSON").as_bytes())?;
+        let kind = optimizer_of(&header);
+        let reference = match &typed {
+            Saved::Lm(t) => lm(&t.model, kind, SEED),
+            Saved::MoeLm(t) => moe_lm(&t.model, kind, SEED),
+            Saved::Classifier(t) => classifier(&t.model, kind, SEED),
+        };
+        let path = out.join("reference.safetensors");
+        reference.save(&path)?;
+        wrote.extend([config, path]);
+    }
+    Ok(Exported { kind: header.kind, mapping: map, parameters, wrote })
 }

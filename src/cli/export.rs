@@ -18,15 +18,9 @@
 //! run's settings, domains, tokeniser) and `reference.safetensors`, one batch and what tinymoe
 //! computes on it ([`crate::twin`]), which `python/check_equal.py DIR` compares against PyTorch.
 
-use crate::checkpoint::{self, NamedTensors};
-use crate::cli::import::Typed;
-use crate::engine::params::Tensors;
-use crate::interchange::{export_safetensors, mapping};
-use crate::io::{refuse_overwrite, write_atomic};
 use crate::twin;
 use clap::Args;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -45,90 +39,26 @@ pub struct ExportArgs {
     pub manifest: Option<PathBuf>,
 }
 
-/// Every tensor of the checkpoint at `path`, by name, with its header.
-fn read_model(path: &Path) -> anyhow::Result<(checkpoint::Header, NamedTensors)> {
-    let (header, _) = checkpoint::read(path)?;
-    if header.tensors.iter().all(|t| t.offset.is_some()) {
-        return Ok(checkpoint::read_tensors(path, |_| true)?);
-    }
-    // Saved before offsets were recorded: only the model's own type can decode it.
-    let (header, typed) = Typed::load(path)?;
-    let tensors = typed.tensors().tensors().into_iter().map(|(n, t)| (n, t.to_owned())).collect();
-    Ok((header, NamedTensors(tensors)))
-}
-
 /// `tinymoe export`.
 pub fn export(a: ExportArgs) -> anyhow::Result<()> {
-    // Neither output may land on the checkpoint being exported, nor on each other.
-    refuse_overwrite(&[&a.model], &a.out)?;
-    if let Some(manifest) = &a.manifest {
-        refuse_overwrite(&[&a.model, &a.out], manifest)?;
-    }
-    let folder = a.out.extension().is_none_or(|e| e != "safetensors");
-    let weights = if folder { a.out.join("model.safetensors") } else { a.out.clone() };
-    if folder {
-        crate::io::create_dir(&a.out)?;
-        crate::io::refuse_overwrite_in(
-            &[&a.model],
-            &a.out,
-            &["model.safetensors", "config.json", "reference.safetensors"],
-        )?;
-    }
-    let (header, model) = read_model(&a.model)?;
-    let metadata = BTreeMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("tinymoe.kind".to_string(), header.kind.clone()),
-        ("tinymoe.config".to_string(), header.config.to_string()),
-        ("tinymoe.meta".to_string(), header.meta.to_string()),
-        ("tinymoe.layout".to_string(), "PyTorch state_dict: Linear weights [out, in]".to_string()),
-    ]);
-    export_safetensors(&weights, &model, &metadata)?;
-    let map = mapping(&model);
-    let total: usize = model.tensors().iter().map(|(_, t)| t.len()).sum();
-    println!("wrote {} ({}: {} tensors, {total} parameters)", weights.display(), header.kind, map.len());
-    let width = map.iter().map(|m| m.pytorch.len()).max().unwrap_or(0).max(32);
-    for m in &map {
+    let done = twin::export(&a.model, &a.out, a.manifest.as_deref())?;
+    println!(
+        "wrote {} ({}: {} tensors, {} parameters)",
+        done.wrote[0].display(),
+        done.kind,
+        done.mapping.len(),
+        done.parameters
+    );
+    let width = done.mapping.iter().map(|m| m.pytorch.len()).max().unwrap_or(0).max(32);
+    for m in &done.mapping {
         let note = if m.transposed { "  (transposed from ours)" } else { "" };
         println!("  {:<width$} {:?}{note}", m.pytorch, m.shape);
     }
-    if let Some(path) = &a.manifest {
-        let tensors: Vec<serde_json::Value> = map
-            .iter()
-            .zip(model.tensors())
-            .map(|(m, (_, t))| {
-                serde_json::json!({
-                    "name": m.pytorch,
-                    "ours": m.ours,
-                    "shape": m.shape,
-                    "our_shape": t.shape(),
-                    "transposed": m.transposed,
-                    // Row-major in our layout; an f32 is exact as a JSON (f64) number.
-                    "values": t.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let doc = serde_json::json!({ "file": weights, "kind": header.kind, "tensors": tensors });
-        write_atomic(path, serde_json::to_string(&doc)?.as_bytes())?;
+    for path in &done.wrote[1..] {
         println!("wrote {}", path.display());
     }
-    if folder {
-        let (_, typed) = Typed::load(&a.model)?;
-        let config = a.out.join("config.json");
-        write_atomic(&config, serde_json::to_string_pretty(&twin::config_json(&header))?.as_bytes())?;
-        let kind = twin::optimizer_of(&header);
-        let reference = match &typed {
-            Typed::Lm(t) => twin::lm(&t.model, kind, twin::SEED),
-            Typed::MoeLm(t) => twin::moe_lm(&t.model, kind, twin::SEED),
-            Typed::Classifier(t) => twin::classifier(&t.model, kind, twin::SEED),
-        };
-        let path = a.out.join("reference.safetensors");
-        reference.save(&path)?;
-        println!(
-            "wrote {} and {} (check in PyTorch: python python/check_equal.py {})",
-            config.display(),
-            path.display(),
-            a.out.display()
-        );
+    if done.wrote.len() > 2 || a.out.extension().is_none_or(|e| e != "safetensors") {
+        println!("check it in PyTorch: python python/check_equal.py {}", a.out.display());
     }
     Ok(())
 }

@@ -14,109 +14,11 @@
 //! data position belonged to the old weights, so NEW.ckpt holds weights only and cannot be
 //! `--resume`d (the meta's `training` entry goes too, so `tinymoe inspect` says so).
 
-use crate::checkpoint::{self, Header, Trained, Validate};
-use crate::cli::inspect::load_lm;
-use crate::engine::params::Tensors;
 use crate::error::Error;
-use crate::interchange::{import_safetensors, read_metadata};
-use crate::models::classifier::Classifier;
-use crate::models::transformer_lm;
-use crate::run::{classifier as train, lm, moe_lm as moe};
-use crate::train::{FitState, LmState};
+use crate::run::saved;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
-
-/// The checkpoint kinds this program can decode and write, with the command that makes each.
-pub(super) const KINDS: &[(&str, &str)] =
-    &[(lm::KIND, "tinymoe train lm"), (moe::KIND, "tinymoe train moe, the demo"), (train::KIND, "tinymoe train")];
-
-/// A checkpoint decoded with its model's Rust type (which saving needs).
-pub(super) enum Typed {
-    Lm(Box<Trained<transformer_lm::Params<f32>, LmState>>),
-    MoeLm(Box<Trained<crate::models::moe_lm::Params<f32>, crate::train::MoeState>>),
-    Classifier(Box<Trained<Classifier<f32>, FitState>>),
-}
-
-impl Typed {
-    /// Loads and validates a checkpoint of any supported kind; another kind is an error listing
-    /// the supported ones.
-    pub(super) fn load(path: &Path) -> anyhow::Result<(Header, Typed)> {
-        let (header, _) = checkpoint::read(path)?;
-        Ok(match header.kind.as_str() {
-            lm::KIND => {
-                let (header, model, state) = load_lm(path)?;
-                (header, Typed::Lm(Box::new(Trained { model, state })))
-            }
-            moe::KIND => {
-                let (header, saved) = checkpoint::load(path, moe::KIND)?;
-                (header, Typed::MoeLm(Box::new(saved)))
-            }
-            train::KIND => {
-                let (header, saved) = checkpoint::load(path, train::KIND)?;
-                (header, Typed::Classifier(Box::new(saved)))
-            }
-            other => {
-                let kinds: Vec<String> = KINDS.iter().map(|(k, by)| format!("{k} ({by})")).collect();
-                return Err(Error::Checkpoint {
-                    path: path.to_path_buf(),
-                    problem: format!(
-                        "it holds a {other:?} model, which this tinymoe cannot decode (it knows: {})",
-                        kinds.join(", ")
-                    ),
-                }
-                .into());
-            }
-        })
-    }
-
-    /// The model's tensors (the training state has none).
-    pub(super) fn tensors(&self) -> &dyn Tensors<f32> {
-        match self {
-            Typed::Lm(t) => t.as_ref(),
-            Typed::MoeLm(t) => t.as_ref(),
-            Typed::Classifier(t) => t.as_ref(),
-        }
-    }
-
-    fn tensors_mut(&mut self) -> &mut dyn Tensors<f32> {
-        match self {
-            Typed::Lm(t) => t.as_mut(),
-            Typed::MoeLm(t) => t.as_mut(),
-            Typed::Classifier(t) => t.as_mut(),
-        }
-    }
-
-    /// The model's config against itself, its tensors and this machine's memory (as loading
-    /// checked it: the import may only change values, and this says so if it did more).
-    fn validate(&self) -> crate::Result<()> {
-        let memory = crate::io::machine_memory();
-        match self {
-            Typed::Lm(t) => t.validate(memory),
-            Typed::MoeLm(t) => t.validate(memory),
-            Typed::Classifier(t) => t.validate(memory),
-        }
-    }
-
-    /// Forgets the training state: it belongs to the weights the model had.
-    fn drop_state(&mut self) {
-        match self {
-            Typed::Lm(t) => t.state = None,
-            Typed::MoeLm(t) => t.state = None,
-            Typed::Classifier(t) => t.state = None,
-        }
-    }
-
-    /// Saves (atomically) under the header's kind and config.
-    fn save(&self, path: &Path, header: &Header, meta: serde_json::Value) -> crate::Result<()> {
-        let (kind, config) = (header.kind.as_str(), &header.config);
-        match self {
-            Typed::Lm(t) => checkpoint::save(path, kind, config, t.as_ref(), meta),
-            Typed::MoeLm(t) => checkpoint::save(path, kind, config, t.as_ref(), meta),
-            Typed::Classifier(t) => checkpoint::save(path, kind, config, t.as_ref(), meta),
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -153,90 +55,14 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     }
     // Neither input may be written over (`--out` the safetensors file itself).
     crate::io::refuse_overwrite(&[&a.weights, &a.into], &a.out)?;
-    // The file's framing first: a junk file is an error naming it before any checkpoint is read.
-    let file_meta = read_metadata(&a.weights)?;
-    let weights_crc32 = crc32fast::hash(&std::fs::read(&a.weights).map_err(|e| Error::io(&a.weights, e))?);
-    let (header, mut typed) = Typed::load(&a.into)?;
-    if let Some(kind) = file_meta.get("tinymoe.kind").filter(|k| **k != header.kind) {
-        return Err(Error::BadFile {
-            path: a.weights.clone(),
-            problem: format!(
-                "it was exported from a {kind:?} checkpoint, but {} holds a {:?} model",
-                a.into.display(),
-                header.kind
-            ),
-        }
-        .into());
-    }
-
-    let before: Vec<Vec<u32>> =
-        typed.tensors().tensors().iter().map(|(_, t)| t.iter().map(|x| x.to_bits()).collect()).collect();
-    let unused = import_safetensors(&a.weights, typed.tensors_mut())
-        .with_context(|| format!("cannot import into {} (kind {})", a.into.display(), header.kind))?;
-    if !unused.is_empty() && !a.allow_extra {
-        return Err(Error::BadFile {
-            path: a.weights.clone(),
-            problem: format!(
-                "{} tensor(s) that the {} model of {} does not have: {} (--allow-extra ignores them)",
-                unused.len(),
-                header.kind,
-                a.into.display(),
-                unused.join(", ")
-            ),
-        }
-        .into());
-    }
-    let tensors = typed.tensors().tensors();
-    let non_finite: Vec<&str> =
-        tensors.iter().filter(|(_, t)| t.iter().any(|x| !x.is_finite())).map(|(n, _)| n.as_str()).collect();
-    if !non_finite.is_empty() {
-        return Err(Error::BadFile {
-            path: a.weights.clone(),
-            problem: format!("NaN or infinite values in {} tensor(s): {}", non_finite.len(), non_finite.join(", ")),
-        }
-        .into());
-    }
-    drop(tensors);
-    typed.validate().map_err(|e| Error::BadFile {
-        path: a.weights.clone(),
-        problem: format!("the imported model is not valid: {e}"),
-    })?;
-    let tensors = typed.tensors().tensors();
-    let changed: Vec<String> = tensors
-        .iter()
-        .zip(&before)
-        .filter(|((_, t), old)| !t.iter().map(|x| x.to_bits()).eq(old.iter().copied()))
-        .map(|((n, _), _)| n.clone())
-        .collect();
-    let parameters: usize = tensors.iter().map(|(_, t)| t.len()).sum();
-    let n_tensors = tensors.len();
-    drop(tensors);
-
-    let mut meta = match header.meta.clone() {
-        serde_json::Value::Object(m) => m,
-        serde_json::Value::Null => serde_json::Map::new(),
-        other => serde_json::Map::from_iter([("original_meta".to_string(), other)]),
-    };
-    meta.remove("training");
-    meta.insert(
-        "imported_from".into(),
-        serde_json::json!({
-            "weights": a.weights,
-            "weights_crc32": format!("{weights_crc32:08x}"),
-            "into": a.into,
-            "tensors_changed": changed.len(),
-            "ignored_extra": unused,
-            "training_state": "dropped: it belonged to the weights of the checkpoint imported into",
-        }),
-    );
-    typed.drop_state();
-    typed.save(&a.out, &header, serde_json::Value::Object(meta))?;
-
+    let done = saved::import(&a.weights, &a.into, &a.out, a.allow_extra)
+        .with_context(|| format!("cannot import into {}", a.into.display()))?;
+    let (changed, unused, n_tensors, parameters) = (&done.changed, &done.unused, done.tensors, done.parameters);
     println!(
         "imported {} into a copy of {} (kind {}): {n_tensors} tensors, {parameters} parameters",
         a.weights.display(),
         a.into.display(),
-        header.kind
+        done.kind
     );
     let listed: Vec<&str> = changed.iter().map(String::as_str).take(8).collect();
     let more = if changed.len() > listed.len() {

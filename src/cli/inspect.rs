@@ -14,23 +14,13 @@
 use crate::checkpoint::{self, TensorInfo};
 use crate::engine::params::Tensors;
 use crate::error::Error;
-use crate::models::transformer_lm as lm;
 use crate::run::lm::KIND as LM_KIND;
+use crate::run::saved::load_lm;
 use crate::train::{LmState, Standing};
 use crate::transplant;
 use clap::Args;
 use ndarray::ArrayViewD;
-use std::path::{Path, PathBuf};
-
-/// What `tinymoe train lm` saves: the model, and the state that resumes its training.
-type SavedLm = checkpoint::Trained<lm::Params<f32>, LmState>;
-
-/// Loads a language-model checkpoint (validating all of it): its header, weights and, when it
-/// was saved mid-training, its training state.
-pub(super) fn load_lm(path: &Path) -> crate::Result<(checkpoint::Header, lm::Params<f32>, Option<LmState>)> {
-    let (header, saved): (_, SavedLm) = checkpoint::load(path, LM_KIND)?;
-    Ok((header, saved.model, saved.state))
-}
+use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

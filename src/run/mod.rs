@@ -29,6 +29,7 @@ pub mod lm;
 pub mod moe_explorer;
 pub mod moe_lm;
 pub mod results;
+pub mod saved;
 pub mod session;
 pub mod settings;
 
