@@ -83,8 +83,16 @@ const CASES: &[(&str, &[&str])] = &[
 fn pytorch_computes_what_tinymoe_computes_for_every_kind() {
     let Some(py) = python() else { return };
     let root = tmp_dir("twin-equal");
+    // Settings no flag reaches: a noisy two-layer router with both entropy terms, from a file.
+    let toml = root.join("noisy.toml");
+    std::fs::write(
+        &toml,
+        "preset = \"moe-lm-quick\"\nnoisy = true\nrouter_hidden = 16\ntoken_entropy = 0.01\nbatch_entropy = -0.01\n",
+    )
+    .unwrap();
+    let noisy: Vec<&str> = vec!["train", "moe", "--config", s(&toml), "--epochs", "1"];
     let mut failures = Vec::new();
-    for (name, args) in CASES {
+    for (name, args) in CASES.iter().copied().chain([("moe-noisy-ff-router-entropies", noisy.as_slice())]) {
         let ckpt = train(args, &root.join(name));
         let dir = root.join(format!("{name}-export"));
         export(&ckpt, &dir);
