@@ -106,6 +106,7 @@ fn config(level: Level, gating: Gating, n_experts: usize, domain_loss: Option<f6
         // Domain routing has no use for a balance loss: the labels decide the load.
         router_losses: if domain_loss.is_some() { RouterLossConfig::default() } else { RouterLossConfig::paper() },
         domain_loss,
+        bidirectional_experts: false,
     }
 }
 

@@ -188,6 +188,7 @@ fn moe_config(d_model: usize, n_heads: usize, d_ff: usize, layers: usize) -> moe
         gating: Gating::DENSE,
         router_losses: RouterLossConfig::default(),
         domain_loss: None,
+        bidirectional_experts: false,
     }
 }
 
@@ -238,6 +239,7 @@ fn e5(n_experts: usize, opts: &Options) -> Report {
         gating: Gating::top_k(1),
         router_losses: RouterLossConfig { balance: 0.0, z_loss: 0.0, token_entropy: 0.0, batch_entropy: 0.0 },
         domain_loss: Some(1.0),
+        bidirectional_experts: false,
     };
     let mut model = moe_lm::init::<f32>(cfg, &mut init::stream(opts.seed, streams::INIT));
     let mut data_rng = init::stream(opts.seed, streams::DATA);

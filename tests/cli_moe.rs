@@ -192,3 +192,39 @@ fn analyse_routes_the_runs_own_held_out_data_and_agrees_with_its_last_epoch() {
     assert!(o.status.success(), "stderr: {}", stderr(&o));
     assert_clean_error(&tinymoe(&["analyse", cls.join("model.ckpt").to_str().unwrap()]), &["--data", "classifier"]);
 }
+
+#[test]
+fn bidirectional_experts_leak_the_target_and_need_stack_experts() {
+    let dir = tmp_dir("bidirectional");
+    assert_clean_error(
+        &tinymoe(&["train", "moe", "--quick", "--bidirectional", "--out", dir.join("x").to_str().unwrap()]),
+        &["bidirectional", "stack"],
+    );
+    // A run records the arm in its settings (and its checkpoint's model config), so a report
+    // or a resumed run cannot mistake it for a causal one; what the flag changes in the model is
+    // tested against the logits in tests/gradcheck_moe_lm.rs.
+    let out = dir.join("leaking");
+    let o = tinymoe(&[
+        "train",
+        "moe",
+        "--quick",
+        "--expert",
+        "stack",
+        "--bidirectional",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let toml = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(toml.lines().any(|l| l.trim() == "bidirectional = true"), "{toml}");
+    let o = tinymoe(&["inspect", out.join("model.ckpt").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("\"bidirectional_experts\":true")
+            || stdout(&o).contains("bidirectional_experts: true")
+            || stdout(&o).contains("bidirectional_experts"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -34,6 +34,7 @@ fn config(expert: ExpertKind, level: Level) -> moe_lm::Config {
         gating: Gating::top_k(1),
         router_losses: RouterLossConfig::paper(),
         domain_loss: Some(1.0),
+        bidirectional_experts: false,
     }
 }
 

@@ -34,6 +34,7 @@ fn config(expert: ExpertKind, level: Level, gating: Gating) -> Config {
         gating,
         router_losses: RouterLossConfig { balance: 0.5, z_loss: 0.1, token_entropy: 0.2, batch_entropy: -0.3 },
         domain_loss: None,
+        bidirectional_experts: false,
     }
 }
 
@@ -88,9 +89,55 @@ fn stack_experts_sequence_level_top1() {
 fn domain_classifier_routing_with_partial_teacher_forcing() {
     let cfg = Config {
         domain_loss: Some(0.7),
+        bidirectional_experts: false,
         router_losses: RouterLossConfig { z_loss: 0.1, ..RouterLossConfig::default() },
         ..config(ExpertKind::Mlp { hidden: 10 }, Level::Sequence, Gating::top_k(1))
     };
     // Sequences 0 and 2 go to their domain's expert; sequence 1 to the classifier's choice.
     check(cfg, Some(&[2, 0, 1]), Some(&[Some(2), None, Some(1)]));
+}
+
+#[test]
+fn bidirectional_stack_experts_top2_token_routing() {
+    let cfg = Config {
+        bidirectional_experts: true,
+        ..config(ExpertKind::Stack { layers: 1 }, Level::Token, Gating::top_k(2))
+    };
+    check(cfg, None, None);
+}
+
+/// What the bidirectional arm changes: with causal experts the logits at position t do not
+/// depend on the token at t + 1 (the one t predicts); with bidirectional experts they do.
+#[test]
+fn a_causal_expert_cannot_see_its_target_and_a_bidirectional_one_can() {
+    for bidirectional in [false, true] {
+        let cfg = Config {
+            bidirectional_experts: bidirectional,
+            ..config(ExpertKind::Stack { layers: 1 }, Level::Token, Gating::DENSE)
+        };
+        let p: moe_lm::Params<f64> = moe_lm::init(cfg, &mut rng(3));
+        let (ids, targets) = data();
+        let logits = |ids: &Array2<usize>| {
+            let (_, c) = moe_lm::forward(&p, ids.view(), targets.view(), None, Route::default(), &mut Mode::Eval);
+            c.logits(&p)
+        };
+        let before = logits(&ids);
+        // Change the token at position 2 of the first sequence: position 1 predicts it.
+        let mut changed = ids.clone();
+        changed[[0, 2]] = 4;
+        let after = logits(&changed);
+        let seq = ids.ncols();
+        let diff = |r: usize| (&before.row(r) - &after.row(r)).mapv(f64::abs).fold(0.0, |a: f64, &b| a.max(b));
+        // Positions 0 and 1 come before the change.
+        for t in 0..2 {
+            if bidirectional {
+                assert!(diff(t) > 1e-6, "bidirectional: position {t} should see the later token (Δ {})", diff(t));
+            } else {
+                assert_eq!(diff(t), 0.0, "causal: position {t} saw a later token");
+            }
+        }
+        assert!(diff(2) > 1e-6, "position 2 reads the changed token itself");
+        // Another sequence is untouched either way.
+        assert_eq!(diff(seq), 0.0);
+    }
 }

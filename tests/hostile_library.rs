@@ -91,6 +91,7 @@ fn moe_config() -> moe_lm::Config {
         gating: Gating { strategy: Pick::TopK(2), capacity_factor: None },
         router_losses: RouterLossConfig::paper(),
         domain_loss: None,
+        bidirectional_experts: false,
     }
 }
 

@@ -37,6 +37,7 @@ fn model(level: Level, strategy: Strategy, domain: bool, seed: u64) -> moe_lm::P
         gating: Gating { strategy, capacity_factor: None },
         router_losses: RouterLossConfig::paper(),
         domain_loss: domain.then_some(1.0),
+        bidirectional_experts: false,
     };
     let mut p: moe_lm::Params<f64> = moe_lm::init(cfg, &mut rng(seed));
     // Bigger weights than 0.02 so the logits and the routing are far from uniform.

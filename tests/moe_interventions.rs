@@ -37,6 +37,7 @@ fn config() -> moe_lm::Config {
         gating: Gating { strategy: Strategy::TopKProbs(1), capacity_factor: None },
         router_losses: RouterLossConfig::paper(),
         domain_loss: None,
+        bidirectional_experts: false,
     }
 }
 

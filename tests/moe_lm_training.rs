@@ -45,6 +45,7 @@ fn config(level: Level, gating: Gating, domain_loss: Option<f64>) -> moe_lm::Con
         gating,
         router_losses: RouterLossConfig::paper(),
         domain_loss,
+        bidirectional_experts: false,
     }
 }
 

@@ -64,6 +64,7 @@ fn model_config(domain: bool) -> moe_lm::Config {
         },
         router_losses: RouterLossConfig::paper(),
         domain_loss: domain.then_some(1.0),
+        bidirectional_experts: false,
     }
 }
 

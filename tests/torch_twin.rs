@@ -75,6 +75,7 @@ const CASES: &[(&str, &[&str])] = &[
     ("moe-sequence", &["train", "moe", "--quick", "--epochs", "1", "--routing", "sequence", "--top-k", "1"]),
     ("moe-domain", &["train", "moe", "--quick", "--epochs", "1", "--routing", "domain"]),
     ("moe-stack", &["train", "moe", "--quick", "--epochs", "1", "--expert", "stack"]),
+    ("moe-stack-bidirectional", &["train", "moe", "--quick", "--epochs", "1", "--expert", "stack", "--bidirectional"]),
     ("classifier-mlp", &["train", "--preset", "spirals-mlp", "--epochs", "1"]),
     ("classifier-moe", &["train", "--preset", "spirals-moe", "--epochs", "1"]),
 ];

@@ -145,17 +145,20 @@ class MlpExpert(nn.Module):
 
 
 class StackExpert(nn.Module):
-    """A stack of pre-LN blocks over whole sequences (it attends across positions)."""
+    """A stack of pre-LN blocks over whole sequences (it attends across positions): causal, or
+    bidirectional (`bidirectional_experts` in the config: each position also sees the ones
+    after it, including the token it predicts — E2's labelled leaking arm)."""
 
     needs_sequences = True
 
-    def __init__(self, layers: int, d: int, n_heads: int, d_ff: int, dropout: float):
+    def __init__(self, layers: int, d: int, n_heads: int, d_ff: int, dropout: float, causal: bool = True):
         super().__init__()
         self.blocks = nn.ModuleList(Block(d, n_heads, d_ff, dropout) for _ in range(layers))
+        self.causal = causal
 
     def forward(self, x, key_real=None):
         for block in self.blocks:
-            x = block(x, key_real)
+            x = block(x, key_real, self.causal)
         return x
 
 
@@ -266,7 +269,10 @@ class MoeLM(nn.Module):
             passthrough = False
             self.ln_moe = nn.LayerNorm(d, eps=LN_EPS)
         elif "Stack" in expert:
-            experts = [StackExpert(expert["Stack"]["layers"], d, c["n_heads"], c["d_ff"], drop) for _ in range(n_e)]
+            causal = not c.get("bidirectional_experts", False)
+            experts = [
+                StackExpert(expert["Stack"]["layers"], d, c["n_heads"], c["d_ff"], drop, causal) for _ in range(n_e)
+            ]
             passthrough = True
             self.ln_moe = None
         else:

@@ -31,6 +31,10 @@ pub struct MoeArgs {
     /// rust-errors, python-docs.
     #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
     pub domains: Option<Vec<String>>,
+    /// Stack experts attend both ways: each position sees the token it predicts (a labelled
+    /// leak, not a language-model loss). Needs --expert stack.
+    #[arg(long, conflicts_with = "resume")]
+    pub bidirectional: bool,
     /// Number of experts.
     #[arg(long, conflicts_with = "resume")]
     pub experts: Option<usize>,
@@ -105,6 +109,9 @@ fn resolve(a: &MoeArgs) -> anyhow::Result<MoeLmSpec> {
         s.corpus = c;
     }
     set!(tokenizer, domains, experts, expert, routing, gating, top_k, balance_loss);
+    if a.bidirectional {
+        s.bidirectional = true;
+    }
     if a.capacity_factor.is_some() {
         s.capacity_factor = a.capacity_factor;
     }

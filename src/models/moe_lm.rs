@@ -69,6 +69,11 @@ pub struct Config {
     pub router_losses: RouterLossConfig,
     /// Some(λ): domain-classifier routing, the router trained on domain labels with weight λ.
     pub domain_loss: Option<f64>,
+    /// Stack experts attend both ways: each position also sees the positions after it —
+    /// including the token it predicts, so the loss is no longer a language-model loss (E2's
+    /// labelled leaking arm). The shared stack stays causal. Older configs: false.
+    #[serde(default)]
+    pub bidirectional_experts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,14 +198,15 @@ pub fn forward<F: Float>(
     let pad = crate::models::transformer_lm::padding_mask(ids, cfg.pad_id);
     let mask = Mask { causal: true, key_padding: pad.as_ref().map(|m| m.view()) };
     let (h, embed, shared) = trunk(p, ids, mask, mode);
+    let expert_mask = Mask { causal: !cfg.bidirectional_experts, ..mask };
     let (h1, moe, ln_moe) = match &p.ln_moe {
         Some(ln) => {
             let (a, ln_cache) = layer_norm::forward(ln, h.view());
-            let (m, moe) = layer::forward(&p.moe, a.view(), batch, seq, mask, route, mode);
+            let (m, moe) = layer::forward(&p.moe, a.view(), batch, seq, expert_mask, route, mode);
             (&h + &m, moe, Some((ln_cache, h)))
         }
         None => {
-            let (m, moe) = layer::forward(&p.moe, h.view(), batch, seq, mask, route, mode);
+            let (m, moe) = layer::forward(&p.moe, h.view(), batch, seq, expert_mask, route, mode);
             (m, moe, None)
         }
     };

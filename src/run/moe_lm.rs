@@ -74,6 +74,10 @@ pub struct MoeLmSpec {
     pub expert: ExpertChoice,
     pub expert_hidden: usize,
     pub expert_layers: usize,
+    /// Stack experts see the whole sequence, the predicted token included (a labelled leak;
+    /// E2's bidirectional arm). Older settings: false.
+    #[serde(default)]
+    pub bidirectional: bool,
     pub router_hidden: Option<usize>,
     pub noisy: bool,
     pub routing: RoutingChoice,
@@ -134,6 +138,11 @@ pub const FIELDS: &[Field] = &[
     ),
     Field::new("expert_hidden", "Hidden width of an MLP expert; integer ≥ 1."),
     Field::new("expert_layers", "Blocks in a stack expert; integer ≥ 1."),
+    Field::new(
+        "bidirectional",
+        "true: stack experts attend both ways, so each position sees the token it predicts (a leak:\n\
+         the loss is no longer a language-model loss; E2's labelled arm); false: causal. Needs expert = \"stack\".",
+    ),
     Field::optional(
         "router_hidden",
         "Hidden width of a 2-layer router (Linear → ReLU → Linear); integer ≥ 1. Unset: a linear router.",
@@ -226,6 +235,13 @@ impl MoeLmSpec {
             ));
         }
         checks::in_zero_one("dropout", self.dropout)?;
+        if self.bidirectional && self.expert != ExpertChoice::Stack {
+            return Err(Error::bad_value(
+                "bidirectional",
+                true,
+                &format!("needs expert = \"stack\" (an {} expert reads each position alone)", self.expert),
+            ));
+        }
         if let Some(h) = self.router_hidden {
             checks::at_least_one("router_hidden", h)?;
         }
@@ -385,6 +401,7 @@ impl MoeLmSpec {
                 batch_entropy: self.batch_entropy,
             },
             domain_loss: domain.then_some(self.domain_loss),
+            bidirectional_experts: self.bidirectional,
         };
         cfg.check_fits(self.training.batch_size, true, crate::io::machine_memory())?;
         Ok(cfg)
@@ -436,6 +453,7 @@ pub fn preset_moe_lm() -> MoeLmSpec {
         expert: ExpertChoice::Mlp,
         expert_hidden: 256,
         expert_layers: 1,
+        bidirectional: false,
         router_hidden: None,
         noisy: false,
         routing: RoutingChoice::Token,

@@ -151,6 +151,7 @@ pub fn base(size: Size, data: DataChoice, seed: u64) -> MoeLmSpec {
         expert: ExpertChoice::Mlp,
         expert_hidden: size.expert_hidden,
         expert_layers: 1,
+        bidirectional: false,
         router_hidden: None,
         noisy: false,
         routing: RoutingChoice::Domain,
