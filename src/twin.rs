@@ -282,7 +282,8 @@ pub fn classifier(model: &Classifier<f32>, kind: Option<Kind>, seed: u64) -> Ref
 }
 
 /// `tinymoe data export --model CKPT --out DIR`: the data the checkpoint's run trained and
-/// validated on, as `.npy` for `scripts/train_torch.py`. An MoE LM: `tokens.npy` int64
+/// validated on, as `.npy` for `scripts/train_torch.py`. A language model: `tokens.npy` int64
+/// [N, seq + 1] (its windows), `val_tokens.npy`, `meta.json`. An MoE LM: `tokens.npy` int64
 /// [N, max_len + 1] (inputs are `[:, :-1]`, targets `[:, 1:]`; padded with the pad id,
 /// longer samples cut as training cuts them), `labels.npy` int64 [N] (domain labels),
 /// `val_tokens.npy`, `val_labels.npy`, and `meta.json` (pad id, domains, max_len). A
@@ -342,11 +343,42 @@ pub fn export_data(model: &Path, dir: &Path) -> Result<Vec<String>> {
             }
             wrote.push(json("meta.json", serde_json::json!({ "kind": header.kind, "classes": train.classes }))?);
         }
+        crate::run::lm::KIND => {
+            let spec: crate::run::lm::LmSpec =
+                header.meta.get("spec").cloned().and_then(|v| serde_json::from_value(v).ok()).ok_or_else(|| {
+                    crate::error::Error::Checkpoint {
+                        path: model.to_path_buf(),
+                        problem: "it records no readable settings, so its text is unknown".into(),
+                    }
+                })?;
+            let (train, val) = crate::run::lm::windows(&spec)?;
+            // A window's ids and its last target: seq + 1 tokens a row.
+            let rows = |w: &crate::data::text::Windows| {
+                let (n, seq) = w.ids.dim();
+                Array2::<i64>::from_shape_fn((n, seq + 1), |(r, t)| {
+                    if t < seq {
+                        w.ids[[r, t]] as i64
+                    } else {
+                        w.targets[[r, seq - 1]] as i64
+                    }
+                })
+            };
+            for (name, w) in [("tokens.npy", &train), ("val_tokens.npy", &val)] {
+                write_npy(&dir.join(name), &rows(w))?;
+                wrote.push(name.to_string());
+            }
+            let pad = header.config.get("pad_id").cloned().unwrap_or(serde_json::Value::Null);
+            wrote.push(json(
+                "meta.json",
+                serde_json::json!({ "kind": header.kind, "pad_id": pad, "max_len": spec.seq, "domains": [], "tokenizer": spec.tokenizer }),
+            )?);
+        }
         other => {
             return Err(crate::error::Error::Checkpoint {
                 path: model.to_path_buf(),
                 problem: format!(
-                    "it holds a {other:?} model; data export knows the MoE LM ({}) and classifier ({}) runs",
+                    "it holds a {other:?} model; data export knows the LM ({}), MoE LM ({}) and classifier ({}) runs",
+                    crate::run::lm::KIND,
                     run_moe::KIND,
                     classifier::KIND
                 ),

@@ -323,3 +323,37 @@ fn python_with_safetensors() -> Option<PathBuf> {
         Command::new(p).args(["-c", "import safetensors, numpy"]).output().map(|o| o.status.success()).unwrap_or(false)
     })
 }
+
+/// `tinymoe data export` writes the data the run trained on: an MoE LM's sequences with their
+/// domain labels, a language model's windows (consecutive ones share a token), a classifier's
+/// rows; a file that is not a checkpoint is a one-line error.
+#[test]
+fn data_export_writes_each_runs_own_data_as_npy() {
+    use tinymoe::data::npy::read_npy;
+    let dir = tmp_dir("data-export");
+    let o = tinymoe(&["data", "export", "--model", s(moe_ckpt()), "--out", s(&dir.join("moe"))]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tokens: ndarray::Array2<i64> = read_npy(&dir.join("moe/tokens.npy")).unwrap();
+    let labels: ndarray::Array1<i64> = read_npy(&dir.join("moe/labels.npy")).unwrap();
+    assert_eq!(tokens.nrows(), labels.len());
+    // moe-lm-quick: 24 training sequences of each of 4 domains, bytes (or padding 256).
+    assert_eq!(labels.len(), 96);
+    for d in 0..4 {
+        assert_eq!(labels.iter().filter(|&&l| l == d).count(), 24);
+    }
+    assert!(tokens.iter().all(|&t| (0..=256).contains(&t)));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("moe/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["pad_id"], 256);
+    assert_eq!(tokens.ncols(), meta["max_len"].as_u64().unwrap() as usize + 1);
+
+    let o = tinymoe(&["data", "export", "--model", s(lm_ckpt()), "--out", s(&dir.join("lm"))]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: ndarray::Array2<i64> = read_npy(&dir.join("lm/tokens.npy")).unwrap();
+    assert!(w.nrows() > 1);
+    for r in 1..w.nrows() {
+        assert_eq!(w[[r - 1, w.ncols() - 1]], w[[r, 0]], "window {r} does not start where {} ended", r - 1);
+    }
+    let junk = dir.join("junk.ckpt");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    assert_clean_error(&tinymoe(&["data", "export", "--model", s(&junk), "--out", s(&dir.join("x"))]), &[s(&junk)]);
+}

@@ -364,6 +364,16 @@ fn read_text(path: &Path) -> Result<String> {
 }
 
 /// The text to learn, and how to name it: a file, synthetic domains, or the built-in text.
+/// The run's training and validation windows, exactly as [`run`] builds them: the text (or
+/// corpus) through the tokeniser, the last `val_fraction` held out, non-overlapping windows
+/// of `seq + 1` tokens. For `tinymoe data export`.
+pub fn windows(spec: &LmSpec) -> Result<(Windows, Windows)> {
+    let (text, _) = load_text(spec)?;
+    let tokens = tokenizer::from_spec(&spec.tokenizer)?.encode(&text);
+    let (train, val) = text::split(&tokens, spec.val_fraction);
+    Ok((Windows::new(train, spec.seq), Windows::new(val, spec.seq)))
+}
+
 fn load_text(spec: &LmSpec) -> Result<(String, String)> {
     if let Some(path) = &spec.text {
         return Ok((read_text(path)?, path.display().to_string()));
