@@ -228,3 +228,56 @@ fn bidirectional_experts_leak_the_target_and_need_stack_experts() {
         stdout(&o)
     );
 }
+
+#[test]
+fn an_moe_lm_on_gpt2_tokens_has_gpt2s_vocabulary_plus_padding_and_generates_text() {
+    let dir = tmp_dir("gpt2");
+    let out = dir.join("run");
+    let o = tinymoe(&[
+        "train",
+        "moe",
+        "--quick",
+        "--epochs",
+        "1",
+        "--tokenizer",
+        "gpt2",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let o = tinymoe(&["inspect", out.join("model.ckpt").to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(text.contains("\"vocab\": 50258") && text.contains("\"pad_id\": 50257"), "{text}");
+    // The listing shows whole GPT-2 tokens, each with its expert.
+    let listing = std::fs::read_to_string(out.join("tokens.txt")).unwrap();
+    assert!(listing.lines().any(|l| l.starts_with("  tokens  ") && l.contains("def[")), "{listing}");
+    let o = tinymoe(&[
+        "generate",
+        "--model",
+        out.join("model.ckpt").to_str().unwrap(),
+        "--prompt",
+        "def load",
+        "--tokens",
+        "5",
+        "--color",
+        "never",
+    ]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    // Without the `[eN]` tags, the text starts with the prompt.
+    let text = stdout(&o);
+    let mut plain = String::new();
+    let mut rest = text.lines().nth(1).unwrap_or_default();
+    while let Some(i) = rest.find("[e") {
+        plain += &rest[..i];
+        rest = rest[i..].split_once(']').map_or("", |(_, r)| r);
+    }
+    plain += rest;
+    assert!(plain.starts_with("def load"), "{text}");
+    // A tokeniser that does not exist is refused before anything trains.
+    assert_clean_error(
+        &tinymoe(&["train", "moe", "--quick", "--tokenizer", "gpt3", "--out", dir.join("x").to_str().unwrap()]),
+        &["tokenizer", "gpt3"],
+    );
+}
