@@ -173,9 +173,11 @@ fetch_deb() { # $1 = package, $2 = check, $3 = destination, then pairs: path-in-
   say "$pkg: downloading the Debian package with apt-get"
   local tmp="$work/$pkg"
   mkdir -p "$tmp/x" "$tmp/out"
-  (cd "$tmp" && apt-get download -q "$pkg" >"$tmp/apt.log" 2>&1) || {
+  # A fresh machine may have no package lists yet: update them once, then try again.
+  (cd "$tmp" && apt-get download -q "$pkg" >"$tmp/apt.log" 2>&1) ||
+    { apt-get update -q >>"$tmp/apt.log" 2>&1 && (cd "$tmp" && apt-get download -q "$pkg" >>"$tmp/apt.log" 2>&1); } || {
     cat "$tmp/apt.log" >&2
-    die "$pkg: apt-get download failed (apt's log is above; 'apt-get update' may help)"
+    die "$pkg: apt-get download failed (apt's log is above)"
   }
   local deb
   deb=$(find "$tmp" -maxdepth 1 -name "${pkg}_*.deb" | head -1)
