@@ -14,6 +14,8 @@
 //!   `ExpertKind::Stack`, `Gating::DENSE` and no router losses.
 //! - `moe-e2`: as `moe-e3` with experts of 2 blocks, d 768, 8 heads, FF 3072 (router
 //!   768→768→4); batch 8 × 128.
+//! - `moe-e3-gpt2`, `moe-e2-gpt2`: the same with GPT-2's 50,257-token vocabulary (E3's and
+//!   E2's real shape; the 50,257-wide head and its cross-entropy dominate).
 //! - `sparse-topk-e1`, `-e2`, `-e4`, `-e10` (tinymoe only): one token-level top-1 MoE layer
 //!   ([`crate::moe::layer`], linear router) of E MLP experts 256 → 1024 → 256 (GELU tanh)
 //!   on 16 × 128 = 2048 rows of N(0, 1) input, loss = mean squared error to a fixed N(0, 1)
@@ -47,6 +49,8 @@ pub const WORKLOADS: &[&str] = &[
     "block-small",
     "moe-e3",
     "moe-e2",
+    "moe-e3-gpt2",
+    "moe-e2-gpt2",
     "sparse-topk-e1",
     "sparse-topk-e2",
     "sparse-topk-e4",
@@ -113,8 +117,14 @@ pub fn run(workload: &str, opts: &Options) -> Result<Report> {
             };
             language_model("block-small", cfg, 16, opts.steps.unwrap_or(10), opts)
         })),
-        "moe-e3" => Ok(pool.install(|| moe_language_model("moe-e3", moe_config(256, 4, 512, 1), 16, 8, opts))),
-        "moe-e2" => Ok(pool.install(|| moe_language_model("moe-e2", moe_config(768, 8, 3072, 2), 8, 5, opts))),
+        "moe-e3" => Ok(pool.install(|| moe_language_model("moe-e3", moe_config(4096, 256, 4, 512, 1), 16, 8, opts))),
+        "moe-e2" => Ok(pool.install(|| moe_language_model("moe-e2", moe_config(4096, 768, 8, 3072, 2), 8, 5, opts))),
+        "moe-e3-gpt2" => {
+            Ok(pool.install(|| moe_language_model("moe-e3-gpt2", moe_config(GPT2, 256, 4, 512, 1), 16, 5, opts)))
+        }
+        "moe-e2-gpt2" => {
+            Ok(pool.install(|| moe_language_model("moe-e2-gpt2", moe_config(GPT2, 768, 8, 3072, 2), 8, 3, opts)))
+        }
         "sparse-topk-e1" => Ok(pool.install(|| sparse_topk(1, opts))),
         "sparse-topk-e2" => Ok(pool.install(|| sparse_topk(2, opts))),
         "sparse-topk-e4" => Ok(pool.install(|| sparse_topk(4, opts))),
@@ -168,11 +178,14 @@ fn language_model(name: &str, cfg: lm::Config, batch: usize, steps: usize, opts:
     report(name, opts, batch * seq_len, &losses, ms, params::count(&model))
 }
 
+/// GPT-2's vocabulary, the experiments' real shape (`moe-e3-gpt2`, `moe-e2-gpt2`).
+const GPT2: usize = 50_257;
+
 /// The moe-e3 / moe-e2 model: embedding → token-level dense MoE of 4 block stacks, routed
 /// by a d → d → 4 ReLU router reading the embedding → final LN → head (as `torch_ref.py`).
-fn moe_config(d_model: usize, n_heads: usize, d_ff: usize, layers: usize) -> moe_lm::Config {
+fn moe_config(vocab: usize, d_model: usize, n_heads: usize, d_ff: usize, layers: usize) -> moe_lm::Config {
     moe_lm::Config {
-        vocab: 4096,
+        vocab,
         max_seq: 128,
         d_model,
         n_heads,
@@ -385,8 +398,16 @@ mod tests {
 
     #[test]
     fn moe_models_have_the_references_parameter_counts() {
-        // n_params printed by `anchors/torch_ref.py --workload moe-e3 / moe-e2`.
-        for (cfg, expected) in [(moe_config(256, 4, 512, 1), 4_309_764), (moe_config(768, 8, 3072, 2), 63_692_036)] {
+        // n_params printed by `anchors/torch_ref.py --workload moe-e3 / moe-e2 / moe-e3-gpt2 / moe-e2-gpt2`.
+        for (cfg, expected) in
+            [(moe_config(4096, 256, 4, 512, 1), 4_309_764), (moe_config(4096, 768, 8, 3072, 2), 63_692_036)]
+                .into_iter()
+                // GPT-2's vocabulary (`--workload moe-e3-gpt2 / moe-e2-gpt2`).
+                .chain([
+                    (moe_config(GPT2, 256, 4, 512, 1), 27_990_357),
+                    (moe_config(GPT2, 768, 8, 3072, 2), 134_641_493),
+                ])
+        {
             let model = moe_lm::init::<f32>(cfg, &mut init::rng(0));
             assert_eq!(params::count(&model), expected, "{cfg:?}");
         }
